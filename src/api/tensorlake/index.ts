@@ -1,0 +1,68 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ProcessTable } from '../../core/process-table.ts';
+import type { Dialect } from '../../http/dialect.ts';
+import { Router } from '../../http/router.ts';
+import { ApiError, sendError } from './errors.ts';
+import type { Limits } from './limits.ts';
+import { outputRoutes } from './output.ts';
+import { processRoutes } from './processes.ts';
+import { sendJson } from './respond.ts';
+import { runRoute } from './run.ts';
+
+export interface TensorlakeOptions {
+  table: ProcessTable;
+  limits: Limits;
+  version: string;
+  startedAt: number;
+}
+
+const PREFIX = '/api/v1';
+
+/** The REST + SSE dialect under /api/v1. */
+export function tensorlakeDialect({ table, limits, version, startedAt }: TensorlakeOptions): Dialect {
+  const processes = processRoutes(table, limits);
+  const output = outputRoutes(table);
+  const router = new Router()
+    .add('GET', `${PREFIX}/health`, ({ res }) => sendJson(res, 200, { healthy: true }))
+    .add('GET', `${PREFIX}/info`, ({ res }) => {
+      const { running, total } = table.counts();
+      sendJson(res, 200, {
+        version,
+        uptime_secs: Math.floor((Date.now() - startedAt) / 1000),
+        running_processes: running,
+        total_processes: total,
+      });
+    })
+    .add('POST', `${PREFIX}/processes/run`, runRoute(table, limits))
+    .add('POST', `${PREFIX}/processes`, processes.start)
+    .add('GET', `${PREFIX}/processes`, processes.list)
+    .add('GET', `${PREFIX}/processes/:ref`, processes.get)
+    .add('DELETE', `${PREFIX}/processes/:ref`, processes.kill)
+    .add('POST', `${PREFIX}/processes/:ref/stdin`, processes.writeStdin)
+    .add('POST', `${PREFIX}/processes/:ref/stdin/close`, processes.closeStdin)
+    .add('POST', `${PREFIX}/processes/:ref/signal`, processes.signal)
+    .add('POST', `${PREFIX}/processes/:ref/restart`, processes.restart);
+  for (const view of ['stdout', 'stderr', 'output'] as const) {
+    router.add('GET', `${PREFIX}/processes/:ref/${view}`, output.read(view));
+    router.add('GET', `${PREFIX}/processes/:ref/${view}/follow`, output.follow(view));
+  }
+
+  return {
+    owns: (url) => url.pathname === PREFIX || url.pathname.startsWith(`${PREFIX}/`),
+    isPublic: (req, url) => req.method === 'GET' && url.pathname === `${PREFIX}/health`,
+    unauthorized: (res) => sendJson(res, 401, { error: 'unauthorized', code: 'UNAUTHORIZED' }),
+    async handle(req: IncomingMessage, res: ServerResponse, url: URL) {
+      try {
+        const match = router.match(req.method ?? 'GET', url.pathname);
+        if (match.kind === 'none') throw new ApiError(404, 'NOT_FOUND', `no route for ${url.pathname}`);
+        if (match.kind === 'wrong_method') {
+          res.setHeader('allow', match.allowed.join(', '));
+          throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed here`);
+        }
+        await match.handler({ req, res, url, params: match.params });
+      } catch (error) {
+        sendError(res, error);
+      }
+    },
+  };
+}

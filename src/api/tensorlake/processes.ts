@@ -1,0 +1,67 @@
+import { SandboxError } from '../../core/errors.ts';
+import type { ProcessTable } from '../../core/process-table.ts';
+import { readBody, readJson } from '../../http/body.ts';
+import type { RouteContext } from '../../http/router.ts';
+import type { Limits } from './limits.ts';
+import { processInfo } from './process-info.ts';
+import { sendJson, sendNoContent } from './respond.ts';
+import { signalBody, startBody, toStartRequest } from './schemas.ts';
+
+/** Start, inspect, signal, kill and feed processes. */
+export function processRoutes(table: ProcessTable, limits: Limits) {
+  const lookup = ({ params }: RouteContext) => table.get(params.ref as string);
+
+  return {
+    async start({ req, res }: RouteContext) {
+      const body = startBody.parse(await readJson(req, limits.jsonBytes));
+      const process = await table.start(toStartRequest(body));
+      sendJson(res, 201, processInfo(table, process));
+    },
+
+    list({ res }: RouteContext) {
+      sendJson(res, 200, { processes: table.list().map((p) => processInfo(table, p)) });
+    },
+
+    get(context: RouteContext) {
+      sendJson(context.res, 200, processInfo(table, lookup(context)));
+    },
+
+    kill(context: RouteContext) {
+      table.kill(lookup(context));
+      sendNoContent(context.res);
+    },
+
+    async signal(context: RouteContext) {
+      const process = lookup(context);
+      const body = signalBody.parse(await readJson(context.req, limits.jsonBytes));
+      process.sendSignal(body.signal as number, { group: body.group ?? true });
+      sendJson(context.res, 200, { success: true });
+    },
+
+    async restart(context: RouteContext) {
+      const next = await table.restart(lookup(context));
+      sendJson(context.res, 200, processInfo(table, next));
+    },
+
+    async writeStdin(context: RouteContext) {
+      const process = lookup(context);
+      if (!process.stdinWritable) {
+        context.req.resume();
+        throw new SandboxError('stdin_not_writable', stdinProblem(process.hasStdinPipe, process.running));
+      }
+      await process.writeStdin(await readBody(context.req, limits.stdinBytes));
+      sendNoContent(context.res);
+    },
+
+    async closeStdin(context: RouteContext) {
+      await lookup(context).closeStdin();
+      sendNoContent(context.res);
+    },
+  };
+}
+
+function stdinProblem(hasPipe: boolean, running: boolean): string {
+  if (!hasPipe) return 'stdin is not a pipe for this process (start it with stdin_mode "pipe")';
+  if (!running) return 'stdin is not writable: the process has ended';
+  return 'stdin is not writable: it was closed';
+}

@@ -1,0 +1,46 @@
+import { SandboxError } from '../../core/errors.ts';
+import { followLines } from '../../core/lines.ts';
+import type { SandboxProcess } from '../../core/process.ts';
+import type { ProcessTable } from '../../core/process-table.ts';
+import { readJson } from '../../http/body.ts';
+import type { RouteContext } from '../../http/router.ts';
+import type { Limits } from './limits.ts';
+import { runBody, toStartRequest } from './schemas.ts';
+import { EventStream } from './sse.ts';
+
+/**
+ * Run-and-wait: one SSE response from start to a terminal frame, always. The process keeps
+ * running if the client goes away (the deadline, if any, still applies).
+ */
+export function runRoute(table: ProcessTable, limits: Limits) {
+  return async ({ req, res }: RouteContext) => {
+    const body = runBody.parse(await readJson(req, limits.jsonBytes));
+    let process: SandboxProcess;
+    try {
+      process = await table.start(toStartRequest(body));
+    } catch (error) {
+      if (!(error instanceof SandboxError) || !['spawn_failed', 'bad_cwd'].includes(error.kind)) throw error;
+      const events = new EventStream(res);
+      await events.send([{ data: { error: error.message, exit_code: 127 } }]);
+      events.end();
+      return;
+    }
+    if (body.timeout) process.setDeadline(body.timeout * 1000);
+    const events = new EventStream(res);
+    await events.send([{ data: { pid: process.pid, started_at: process.startedAt } }]);
+    for await (const lines of followLines(process.log, {}, events.signal)) {
+      await events.send(
+        lines.map((line) => ({ data: { line: line.text, timestamp: line.timestamp, stream: line.stream } })),
+      );
+    }
+    if (events.signal.aborted) return;
+    const exit = await process.exited;
+    const last = process.timedOut
+      ? { signal: 9, timed_out: true }
+      : exit.status === 'exited'
+        ? { exit_code: exit.exitCode }
+        : { signal: exit.signal };
+    await events.send([{ data: last }]);
+    events.end();
+  };
+}

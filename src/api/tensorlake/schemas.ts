@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import type { StartRequest } from '../../core/process-table.ts';
+
+// The SDK may send null for an absent optional field; both mean "not given".
+const stringMap = z.record(z.string(), z.string()).nullish();
+const uid = z.number().int().nonnegative();
+
+const user = z
+  .union([
+    z.string().min(1),
+    z.object({ name: z.string().min(1).optional(), uid: uid.optional(), gid: uid.optional() }),
+  ])
+  .nullish();
+
+const restart = z
+  .object({
+    policy: z.enum(['never', 'on_failure', 'always']).default('on_failure'),
+    max_restarts: z.number().int().nonnegative().nullish(),
+    initial_backoff_ms: z.number().int().positive().default(500),
+    max_backoff_ms: z.number().int().positive().default(30_000),
+  })
+  .nullish();
+
+const commandFields = {
+  command: z.string({ error: 'required, a string' }).min(1, 'must not be empty'),
+  args: z.array(z.string()).nullish(),
+  env: stringMap,
+  working_dir: z.string().nullish(),
+  user,
+};
+
+export const startBody = z.object({
+  ...commandFields,
+  stdin_mode: z.enum(['closed', 'pipe']).nullish(),
+  stdout_mode: z.enum(['capture', 'discard']).nullish(),
+  stderr_mode: z.enum(['capture', 'discard']).nullish(),
+  name: z.string().nullish(),
+  restart,
+});
+
+export const runBody = z.object({
+  ...commandFields,
+  timeout: z.number().positive().nullish(),
+});
+
+export const signalBody = z.object({
+  signal: z.unknown(),
+  group: z.boolean().nullish(),
+});
+
+type CommandBody = z.infer<typeof runBody>;
+
+export function toStartRequest(body: CommandBody & Partial<z.infer<typeof startBody>>): StartRequest {
+  const restartPolicy = body.restart;
+  return {
+    command: body.command,
+    args: body.args ?? [],
+    env: body.env ?? {},
+    cwd: body.working_dir ?? undefined,
+    user: body.user ?? undefined,
+    stdin: body.stdin_mode ?? 'closed',
+    stdout: body.stdout_mode ?? 'capture',
+    stderr: body.stderr_mode ?? 'capture',
+    name: body.name ?? undefined,
+    restart: restartPolicy
+      ? {
+          policy: restartPolicy.policy,
+          maxRestarts: restartPolicy.max_restarts ?? undefined,
+          initialBackoffMs: restartPolicy.initial_backoff_ms,
+          maxBackoffMs: restartPolicy.max_backoff_ms,
+        }
+      : undefined,
+  };
+}

@@ -1,0 +1,26 @@
+/**
+ * Failures the core reports. Each protocol adapter maps a kind to its own dialect
+ * (an HTTP status and code, or a Connect error code).
+ */
+export type SandboxErrorKind =
+  | 'invalid_argument'
+  | 'spawn_failed'
+  | 'bad_cwd'
+  | 'not_found'
+  | 'name_taken'
+  | 'invalid_signal'
+  | 'not_running'
+  | 'stdin_not_writable'
+  | 'wrong_input_kind'
+  | 'not_managed'
+  | 'resource_exhausted';
+
+export class SandboxError extends Error {
+  constructor(
+    readonly kind: SandboxErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SandboxError';
+  }
+}

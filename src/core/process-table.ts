@@ -1,0 +1,275 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SandboxError } from './errors.ts';
+import type { OutputLogOptions } from './output-log.ts';
+import { type ProcessOptions, type ProcessSpec, SandboxProcess } from './process.ts';
+import { type ResolvedUser, resolveUser, type UserSpec } from './users.ts';
+
+export type RestartPolicyName = 'never' | 'on_failure' | 'always';
+
+export interface RestartPolicy {
+  policy: RestartPolicyName;
+  maxRestarts?: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+/** A request to start a process, as the adapters hand it over. */
+export interface StartRequest {
+  command: string;
+  args?: string[];
+  /** Merged over the daemon's environment. */
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: UserSpec;
+  stdin?: 'closed' | 'pipe';
+  stdout?: 'capture' | 'discard';
+  stderr?: 'capture' | 'discard';
+  name?: string;
+  /** Given (or a name given): the process is managed and restarted by this policy. */
+  restart?: RestartPolicy;
+}
+
+export interface TableOptions {
+  /** Spill files live here; a fresh temporary folder when absent. */
+  dataDir?: string;
+  /** The environment every process starts from. */
+  baseEnv: Record<string, string>;
+  log: Omit<OutputLogOptions, 'spillDir'>;
+  stdin: ProcessOptions['stdin'];
+  drainGraceMs: number;
+  /** Finished processes are kept while fewer than this many, or younger than retainFinishedMs. */
+  retainFinished: number;
+  retainFinishedMs: number;
+}
+
+interface Supervisor {
+  readonly spec: ProcessSpec;
+  readonly policy: RestartPolicy;
+  current: SandboxProcess;
+  restarts: number;
+  timer?: NodeJS.Timeout;
+  /** Set by kill and by shutdown: no more restarts. */
+  stopped: boolean;
+}
+
+/** Every process the daemon started, running and finished, by pid and by name. */
+export class ProcessTable {
+  private readonly processes = new Map<number, SandboxProcess>();
+  private readonly names = new Map<string, SandboxProcess>();
+  // Keyed by the spec that every incarnation of a managed process shares.
+  private readonly supervisors = new Map<ProcessSpec, Supervisor>();
+  private readonly dataDir: string;
+  private readonly ownsDataDir: boolean;
+  private readonly evictionTimer: NodeJS.Timeout;
+  private spawnCount = 0;
+  private shuttingDown = false;
+
+  constructor(private readonly options: TableOptions) {
+    this.ownsDataDir = options.dataDir === undefined;
+    this.dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'sandboxd-'));
+    this.evictionTimer = setInterval(() => this.evict(), 60_000).unref();
+  }
+
+  async start(request: StartRequest): Promise<SandboxProcess> {
+    if (this.shuttingDown) throw new SandboxError('not_running', 'the daemon is shutting down');
+    const { name } = request;
+    if (name !== undefined) this.assertNameFree(name);
+    const spec = this.resolveSpec(request);
+    const process = await this.spawn(spec);
+    if (name !== undefined || request.restart) {
+      const policy = request.restart ?? { policy: 'never', initialBackoffMs: 500, maxBackoffMs: 30_000 };
+      const supervisor: Supervisor = { spec, policy, current: process, restarts: 0, stopped: false };
+      this.supervisors.set(spec, supervisor);
+      this.supervise(supervisor, process);
+    }
+    return process;
+  }
+
+  /** By pid (a number or digits) or by name; throws not_found. */
+  get(ref: number | string): SandboxProcess {
+    const process = this.find(ref);
+    if (!process) {
+      const what = typeof ref === 'number' || /^\d+$/.test(ref) ? `pid ${ref}` : `name '${ref}'`;
+      throw new SandboxError('not_found', `process with ${what} not found`);
+    }
+    return process;
+  }
+
+  find(ref: number | string): SandboxProcess | undefined {
+    if (typeof ref === 'number') return this.processes.get(ref);
+    if (/^\d+$/.test(ref)) return this.processes.get(Number(ref));
+    return this.names.get(ref);
+  }
+
+  list(): SandboxProcess[] {
+    return [...this.processes.values()];
+  }
+
+  isManaged(process: SandboxProcess): boolean {
+    return this.supervisors.has(process.spec);
+  }
+
+  counts(): { running: number; total: number } {
+    let running = 0;
+    for (const process of this.processes.values()) if (process.running) running++;
+    return { running, total: this.processes.size };
+  }
+
+  /** SIGKILL to the group. A managed process is not restarted after a kill. */
+  kill(process: SandboxProcess): void {
+    const supervisor = this.supervisors.get(process.spec);
+    if (supervisor?.current === process) {
+      supervisor.stopped = true;
+      clearTimeout(supervisor.timer);
+    }
+    process.kill();
+  }
+
+  /** Starts a managed process's next incarnation now, killing the current one first. */
+  async restart(process: SandboxProcess): Promise<SandboxProcess> {
+    const supervisor = this.supervisors.get(process.spec);
+    if (!supervisor) throw new SandboxError('not_managed', `process ${process.pid} is not managed`);
+    clearTimeout(supervisor.timer);
+    const current = supervisor.current;
+    supervisor.stopped = true;
+    current.kill();
+    await current.exited;
+    const next = await this.spawn(supervisor.spec);
+    supervisor.stopped = false;
+    supervisor.current = next;
+    this.supervise(supervisor, next);
+    return next;
+  }
+
+  /** TERM every running group, KILL what is left after the grace, then delete spill files. */
+  async shutdown(graceMs: number): Promise<void> {
+    this.shuttingDown = true;
+    clearInterval(this.evictionTimer);
+    for (const supervisor of this.supervisors.values()) {
+      supervisor.stopped = true;
+      clearTimeout(supervisor.timer);
+    }
+    const running = this.list().filter((p) => p.running);
+    for (const process of running) {
+      try {
+        process.sendSignal(15);
+      } catch {
+        // It ended meanwhile.
+      }
+    }
+    const allExited = Promise.all(running.map((p) => p.exited));
+    const graceOver = new AbortController();
+    await Promise.race([allExited, sleep(graceMs, undefined, { signal: graceOver.signal }).catch(() => {})]);
+    graceOver.abort();
+    for (const process of running) process.kill();
+    await Promise.all(running.map((p) => p.done));
+    for (const process of this.processes.values()) process.log.release();
+    this.processes.clear();
+    if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  private assertNameFree(name: string): void {
+    if (/^\d+$/.test(name) || name.includes('/') || name === '') {
+      throw new SandboxError(
+        'invalid_argument',
+        `name '${name}' must not be empty, all digits or contain '/'`,
+      );
+    }
+    const holder = this.names.get(name);
+    const supervisor = holder && this.supervisors.get(holder.spec);
+    if (holder?.running || (supervisor && !supervisor.stopped)) {
+      throw new SandboxError('name_taken', `name '${name}' is taken by process ${holder.pid}`);
+    }
+    if (holder) this.supervisors.delete(holder.spec);
+  }
+
+  private resolveSpec(request: StartRequest): ProcessSpec {
+    const user: ResolvedUser | undefined = request.user === undefined ? undefined : resolveUser(request.user);
+    const userEnv: Record<string, string> = user?.name
+      ? { HOME: user.home ?? '/', USER: user.name, LOGNAME: user.name }
+      : {};
+    if (request.cwd !== undefined) assertDirectory(request.cwd);
+    return {
+      command: request.command,
+      args: request.args ?? [],
+      env: { ...this.options.baseEnv, ...userEnv, ...request.env },
+      cwd: request.cwd,
+      user,
+      stdin: request.stdin ?? 'closed',
+      stdout: request.stdout ?? 'capture',
+      stderr: request.stderr ?? 'capture',
+      name: request.name,
+    };
+  }
+
+  private async spawn(spec: ProcessSpec): Promise<SandboxProcess> {
+    const { log, stdin, drainGraceMs } = this.options;
+    const spillDir = join(this.dataDir, `process-${++this.spawnCount}`);
+    const process = await SandboxProcess.spawn(spec, { log: { ...log, spillDir }, stdin, drainGraceMs });
+    // A pid the kernel handed out again replaces the finished process that had it.
+    this.processes.get(process.pid)?.log.release();
+    this.processes.delete(process.pid);
+    this.processes.set(process.pid, process);
+    if (spec.name !== undefined) this.names.set(spec.name, process);
+    void process.done.then(() => this.evict());
+    return process;
+  }
+
+  private supervise(supervisor: Supervisor, process: SandboxProcess): void {
+    void process.exited.then((exit) => {
+      if (supervisor.stopped || supervisor.current !== process || this.shuttingDown) return;
+      const { policy, maxRestarts, initialBackoffMs, maxBackoffMs } = supervisor.policy;
+      const failed = exit.status !== 'exited' || exit.exitCode !== 0;
+      const wanted = policy === 'always' || (policy === 'on_failure' && failed);
+      if (!wanted || (maxRestarts !== undefined && supervisor.restarts >= maxRestarts)) {
+        supervisor.stopped = true;
+        return;
+      }
+      const backoff = Math.min(maxBackoffMs, initialBackoffMs * 2 ** supervisor.restarts);
+      supervisor.timer = setTimeout(() => {
+        supervisor.restarts++;
+        this.spawn(supervisor.spec).then(
+          (next) => {
+            supervisor.current = next;
+            this.supervise(supervisor, next);
+          },
+          () => {
+            supervisor.stopped = true;
+          },
+        );
+      }, backoff);
+    });
+  }
+
+  private evict(): void {
+    const { retainFinished, retainFinishedMs } = this.options;
+    let finished = 0;
+    for (const process of this.processes.values()) if (!process.running) finished++;
+    const cutoff = Date.now() - retainFinishedMs;
+    for (const [pid, process] of this.processes) {
+      if (finished <= retainFinished) break;
+      if (process.running || (process.endedAt ?? 0) > cutoff || !process.log.closed) continue;
+      process.log.release();
+      this.processes.delete(pid);
+      const supervisor = this.supervisors.get(process.spec);
+      if (supervisor?.current === process && supervisor.stopped) this.supervisors.delete(process.spec);
+      if (process.spec.name && this.names.get(process.spec.name) === process) {
+        this.names.delete(process.spec.name);
+      }
+      finished--;
+    }
+  }
+}
+
+function assertDirectory(path: string): void {
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch {
+    // Missing or unreadable: reported below.
+  }
+  if (!isDirectory) throw new SandboxError('bad_cwd', `cwd '${path}' does not exist`);
+}

@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tensorlakeDialect } from '../api/tensorlake/index.ts';
+import { ProcessTable } from '../core/process-table.ts';
+import { createHttpServer } from './http-server.ts';
+
+export interface DaemonConfig {
+  host: string;
+  port: number;
+  token?: string;
+  dataDir?: string;
+  drainGraceMs: number;
+  shutdownGraceMs: number;
+}
+
+export interface Daemon {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const MiB = 1024 * 1024;
+
+export const version: string = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+).version;
+
+/** The environment processes start from: the daemon's own, without its secret. */
+function baseEnvironment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && key !== 'SANDBOXD_TOKEN') env[key] = value;
+  }
+  return env;
+}
+
+/** Composes the core, the dialects and the HTTP server, and starts listening. */
+export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
+  const startedAt = Date.now();
+  const table = new ProcessTable({
+    dataDir: config.dataDir,
+    baseEnv: baseEnvironment(),
+    log: { memoryBytesPerStream: MiB, maxBytesPerStream: 256 * MiB, maxLineBytes: MiB },
+    stdin: { maxQueuedBytes: 8 * MiB, writeTimeoutMs: 30_000 },
+    drainGraceMs: config.drainGraceMs,
+    retainFinished: 1000,
+    retainFinishedMs: 60 * 60 * 1000,
+  });
+  const limits = { jsonBytes: MiB, stdinBytes: 16 * MiB };
+  const server = createHttpServer({
+    dialects: [tensorlakeDialect({ table, limits, version, startedAt })],
+    token: config.token,
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, resolve);
+  });
+  const { address, port } = server.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+
+  return {
+    url: `http://${host}:${port}`,
+    async stop() {
+      server.close();
+      server.closeIdleConnections();
+      await table.shutdown(config.shutdownGraceMs);
+      server.closeAllConnections();
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface TestDaemon {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** url + /api/v1 */
+  api: string;
+  token: string | undefined;
+  child: ChildProcess;
+  /** Headers that carry the token, if any. */
+  headers: Record<string, string>;
+  /** Everything the daemon printed so far. */
+  output(): string;
+  /** SIGTERM, then waits for the daemon to exit; returns its exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts the real daemon (the CLI, through tsx) on a free loopback port. */
+export async function startDaemon(args: string[] = [], env: Record<string, string> = {}): Promise<TestDaemon> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let printed = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    printed += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    printed += chunk.toString();
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const onData = () => {
+      const match = printed.match(/listening on (http:\/\/\S+)/);
+      if (match) {
+        child.stdout.off('data', onData);
+        resolve(match[1] as string);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`daemon exited with ${code} before listening:\n${printed}`)));
+  });
+  const tokenIndex = args.indexOf('--token');
+  const token = tokenIndex === -1 ? env.SANDBOXD_TOKEN : args[tokenIndex + 1];
+  return {
+    url,
+    api: `${url}/api/v1`,
+    token,
+    child,
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    output: () => printed,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      const [code] = await once(child, 'exit');
+      return code as number | null;
+    },
+  };
+}
+
+/** True while a process with this pid exists (zombies included). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
