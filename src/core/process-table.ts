@@ -48,11 +48,25 @@ export interface TableOptions {
 interface Supervisor {
   readonly spec: ProcessSpec;
   readonly policy: RestartPolicy;
+  /** Names the managed process across incarnations: its name, else its first pid. */
+  readonly id: string;
   current: SandboxProcess;
   restarts: number;
   timer?: NodeJS.Timeout;
+  nextRestartAt?: number;
   /** Set by kill and by shutdown: no more restarts. */
   stopped: boolean;
+}
+
+/** What the table knows of a managed process, whichever incarnation is asked about. */
+export interface ManagedState {
+  id: string;
+  name?: string;
+  status: 'running' | 'backing_off' | 'stopped';
+  restartCount: number;
+  policy: RestartPolicy;
+  /** Milliseconds since the epoch, while backing off. */
+  nextRestartAt?: number;
 }
 
 /** Every process the daemon started, running and finished, by pid and by name. */
@@ -81,7 +95,8 @@ export class ProcessTable {
     const process = await this.spawn(spec);
     if (name !== undefined || request.restart) {
       const policy = request.restart ?? { policy: 'never', initialBackoffMs: 500, maxBackoffMs: 30_000 };
-      const supervisor: Supervisor = { spec, policy, current: process, restarts: 0, stopped: false };
+      const id = name ?? String(process.pid);
+      const supervisor: Supervisor = { spec, policy, id, current: process, restarts: 0, stopped: false };
       this.supervisors.set(spec, supervisor);
       this.supervise(supervisor, process);
     }
@@ -108,8 +123,18 @@ export class ProcessTable {
     return [...this.processes.values()];
   }
 
-  isManaged(process: SandboxProcess): boolean {
-    return this.supervisors.has(process.spec);
+  managedState(process: SandboxProcess): ManagedState | undefined {
+    const supervisor = this.supervisors.get(process.spec);
+    if (!supervisor) return undefined;
+    const backingOff = supervisor.timer !== undefined && !supervisor.stopped;
+    return {
+      id: supervisor.id,
+      name: supervisor.spec.name,
+      status: supervisor.current.running ? 'running' : backingOff ? 'backing_off' : 'stopped',
+      restartCount: supervisor.restarts,
+      policy: supervisor.policy,
+      nextRestartAt: backingOff ? supervisor.nextRestartAt : undefined,
+    };
   }
 
   counts(): { running: number; total: number } {
@@ -133,6 +158,7 @@ export class ProcessTable {
     const supervisor = this.supervisors.get(process.spec);
     if (!supervisor) throw new SandboxError('not_managed', `process ${process.pid} is not managed`);
     clearTimeout(supervisor.timer);
+    supervisor.timer = undefined;
     const current = supervisor.current;
     supervisor.stopped = true;
     current.kill();
@@ -229,7 +255,9 @@ export class ProcessTable {
         return;
       }
       const backoff = Math.min(maxBackoffMs, initialBackoffMs * 2 ** supervisor.restarts);
+      supervisor.nextRestartAt = Date.now() + backoff;
       supervisor.timer = setTimeout(() => {
+        supervisor.timer = undefined;
         supervisor.restarts++;
         this.spawn(supervisor.spec).then(
           (next) => {

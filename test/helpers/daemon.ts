@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -20,7 +21,10 @@ export interface TestDaemon {
 }
 
 /** Starts the real daemon (the CLI, through tsx) on a free loopback port. */
-export async function startDaemon(args: string[] = [], env: Record<string, string> = {}): Promise<TestDaemon> {
+export async function startDaemon(
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<TestDaemon> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -42,7 +46,9 @@ export async function startDaemon(args: string[] = [], env: Record<string, strin
       }
     };
     child.stdout.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`daemon exited with ${code} before listening:\n${printed}`)));
+    child.once('exit', (code) =>
+      reject(new Error(`daemon exited with ${code} before listening:\n${printed}`)),
+    );
   });
   const tokenIndex = args.indexOf('--token');
   const token = tokenIndex === -1 ? env.SANDBOXD_TOKEN : args[tokenIndex + 1];
@@ -62,12 +68,22 @@ export async function startDaemon(args: string[] = [], env: Record<string, strin
   };
 }
 
-/** True while a process with this pid exists (zombies included). */
+/** True while a process with this pid runs; a zombie waiting to be reaped counts as gone. */
 export function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The state is the first field after the parenthesised command name.
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
+  }
+}
+
+/** Polls (every 10 ms, at most `ms`) until the condition holds; for states that send no event. */
+export async function eventually(condition: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition still false after ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }

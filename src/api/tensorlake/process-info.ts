@@ -1,8 +1,9 @@
 import type { SandboxProcess } from '../../core/process.ts';
-import type { ProcessTable } from '../../core/process-table.ts';
+import type { ManagedState, ProcessTable } from '../../core/process-table.ts';
 
 /** A process as this dialect shows it; times are integer milliseconds since the epoch. */
 export function processInfo(table: ProcessTable, process: SandboxProcess) {
+  const managed = table.managedState(process);
   return {
     pid: process.pid,
     status: process.status,
@@ -14,6 +15,26 @@ export function processInfo(table: ProcessTable, process: SandboxProcess) {
     started_at: process.startedAt,
     ended_at: process.endedAt,
     ...(process.spec.name === undefined ? {} : { name: process.spec.name }),
-    ...(table.isManaged(process) ? { managed: true } : {}),
+    ...(managed ? { managed: managedInfo(managed) } : {}),
+  };
+}
+
+function managedInfo(state: ManagedState) {
+  const { policy } = state;
+  return {
+    id: state.id,
+    ...(state.name === undefined ? {} : { name: state.name }),
+    status: state.status,
+    restart_count: state.restartCount,
+    restart: {
+      policy: policy.policy,
+      ...(policy.maxRestarts === undefined ? {} : { max_restarts: policy.maxRestarts }),
+      initial_backoff_ms: policy.initialBackoffMs,
+      max_backoff_ms: policy.maxBackoffMs,
+    },
+    // Health checks are not implemented; the SDK requires the fields.
+    health_status: 'disabled',
+    consecutive_health_failures: 0,
+    ...(state.nextRestartAt === undefined ? {} : { next_restart_at: state.nextRestartAt }),
   };
 }

@@ -21,7 +21,11 @@ export function runRoute(table: ProcessTable, limits: Limits) {
     } catch (error) {
       if (!(error instanceof SandboxError) || !['spawn_failed', 'bad_cwd'].includes(error.kind)) throw error;
       const events = new EventStream(res);
-      await events.send([{ data: { error: error.message, exit_code: 127 } }]);
+      // The error also goes out as a stderr line, since clients that only read lines would lose it.
+      await events.send([
+        { data: { line: error.message, timestamp: Date.now(), stream: 'stderr' } },
+        { data: { error: error.message, exit_code: 127 } },
+      ]);
       events.end();
       return;
     }

@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { restClient } from './helpers/api.ts';
+import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+
+let daemon: TestDaemon;
+let client: ReturnType<typeof restClient>;
+before(async () => {
+  daemon = await startDaemon();
+  client = restClient(daemon);
+});
+after(async () => {
+  await daemon.stop();
+});
+
+test('a backgrounded grandchild holding stdout open does not hold the follow stream open', async () => {
+  const { pid } = await client.start({ command: 'sh', args: ['-c', 'sleep 1000 & echo $!; echo started'] });
+  try {
+    const { lines, eof } = await client.follow(pid);
+    const receivedAt = Date.now();
+    assert.equal(eof, true);
+    assert.deepEqual(lines.map((l) => l.line).slice(1), ['started']);
+    const grandchild = Number(lines[0]?.line);
+    // The stream ended while the grandchild still holds the pipe: it did not wait for it.
+    assert.equal(isAlive(grandchild), true);
+    const info = await client.get(pid);
+    assert.equal(info.status, 'exited');
+    assert.ok(
+      receivedAt - (info.ended_at as number) < 1000,
+      `eof came ${receivedAt - (info.ended_at as number)} ms late`,
+    );
+  } finally {
+    await client.kill(pid);
+  }
+});
+
+test('kill takes the whole process group: no child of the shell survives', async () => {
+  const script = 'sleep 1000 & echo $!; sleep 1000 & echo $!; wait';
+  const { pid } = await client.start({ command: 'sh', args: ['-c', script] });
+  const { lines } = await client.follow(pid, { stopAfter: 2 });
+  const children = lines.map((l) => Number(l.line));
+  assert.equal(children.length, 2);
+  for (const child of children) assert.equal(isAlive(child), true);
+
+  assert.equal((await client.call('DELETE', `/processes/${pid}`)).status, 204);
+  await client.follow(pid);
+  const info = await client.get(pid);
+  assert.deepEqual([info.status, info.signal, info.exit_code], ['signaled', 9, null]);
+  await eventually(() => children.every((child) => !isAlive(child)));
+  // Killing a process that has ended is not an error: the goal state holds.
+  assert.equal((await client.call('DELETE', `/processes/${pid}`)).status, 204);
+});
+
+test('a signal goes to the group by default, to the leader alone with group:false', async () => {
+  const script = 'sleep 1000 & echo $!; wait';
+  const leaderOnly = await client.start({ command: 'sh', args: ['-c', script] });
+  const grouped = await client.start({ command: 'sh', args: ['-c', script] });
+  try {
+    const leaderChild = Number((await client.follow(leaderOnly.pid, { stopAfter: 1 })).lines[0]?.line);
+    const groupChild = Number((await client.follow(grouped.pid, { stopAfter: 1 })).lines[0]?.line);
+
+    const signal = (pid: number, body: unknown) => client.call('POST', `/processes/${pid}/signal`, body);
+    assert.deepEqual((await signal(leaderOnly.pid, { signal: 15, group: false })).body, { success: true });
+    assert.deepEqual((await signal(grouped.pid, { signal: 15 })).body, { success: true });
+    await client.follow(leaderOnly.pid);
+    await client.follow(grouped.pid);
+    assert.equal((await client.get(leaderOnly.pid)).signal, 15);
+    assert.equal((await client.get(grouped.pid)).signal, 15);
+
+    await eventually(() => !isAlive(groupChild));
+    assert.equal(isAlive(leaderChild), true, 'group:false must spare the child');
+  } finally {
+    await client.kill(leaderOnly.pid);
+    await client.kill(grouped.pid);
+  }
+});
+
+test('stdin: writes arrive in order, a large write arrives whole, close delivers EOF', async () => {
+  const cat = await client.start({ command: 'cat', stdin_mode: 'pipe' });
+  const count = await client.start({ command: 'wc', args: ['-c'], stdin_mode: 'pipe' });
+  try {
+    for (let i = 0; i < 200; i++) {
+      assert.equal((await client.call('POST', `/processes/${cat.pid}/stdin`, `${i}\n`)).status, 204);
+    }
+    assert.equal((await client.call('POST', `/processes/${cat.pid}/stdin/close`)).status, 204);
+    // Closing twice is fine.
+    assert.equal((await client.call('POST', `/processes/${cat.pid}/stdin/close`)).status, 204);
+    const { lines } = await client.follow(cat.pid);
+    assert.deepEqual(
+      lines.map((l) => Number(l.line)),
+      Array.from({ length: 200 }, (_, i) => i),
+    );
+    assert.equal((await client.get(cat.pid)).exit_code, 0);
+
+    const big = 'x'.repeat(12 * 1024 * 1024);
+    assert.equal((await client.call('POST', `/processes/${count.pid}/stdin`, big)).status, 204);
+    await client.call('POST', `/processes/${count.pid}/stdin/close`);
+    assert.deepEqual(
+      (await client.follow(count.pid)).lines.map((l) => l.line.trim()),
+      [String(big.length)],
+    );
+  } finally {
+    await client.kill(cat.pid);
+    await client.kill(count.pid);
+  }
+});
+
+test('names address processes; a managed process restarts by its policy', async () => {
+  const named = await client.start({ command: 'sleep', args: ['1000'], name: 'napper' });
+  try {
+    assert.equal((await client.get('napper')).pid, named.pid);
+    const taken = await client.call('POST', '/processes', { command: 'true', name: 'napper' });
+    assert.equal(taken.status, 409);
+  } finally {
+    await client.kill('napper');
+  }
+
+  const flaky = await client.start({
+    command: 'sh',
+    args: ['-c', 'exit 3'],
+    name: 'flaky',
+    restart: { policy: 'on_failure', max_restarts: 2, initial_backoff_ms: 10, max_backoff_ms: 20 },
+  });
+  assert.equal(flaky.managed !== undefined, true);
+  await eventually(async () => {
+    const info = await client.get('flaky');
+    return info.managed !== undefined && info.managed.status === 'stopped';
+  });
+  const incarnations = (await client.call('GET', '/processes')).body as { processes: { name?: string }[] };
+  assert.equal(incarnations.processes.filter((p) => p.name === 'flaky').length, 3);
+});

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { followLines, readLines } from '../src/core/lines.ts';
+import { OutputLog, type OutputLogOptions } from '../src/core/output-log.ts';
+
+// The core's output log on its own: exact interleavings that real pipes cannot be made to produce.
+const root = mkdtempSync(join(tmpdir(), 'sandboxd-log-test-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let logs = 0;
+
+function newLog(options: Partial<OutputLogOptions> = {}): OutputLog {
+  return new OutputLog({
+    spillDir: join(root, `log-${++logs}`),
+    memoryBytesPerStream: 1024 * 1024,
+    maxBytesPerStream: 256 * 1024 * 1024,
+    maxLineBytes: 1024 * 1024,
+    ...options,
+  });
+}
+
+async function collect(log: OutputLog, after?: number, stream?: 'stdout' | 'stderr') {
+  const lines = [];
+  for await (const batch of followLines(log, { after, stream })) lines.push(...batch);
+  return lines;
+}
+
+test('resuming after any line rebuilds lines left open on other streams', async () => {
+  const log = newLog();
+  log.append('stdout', Buffer.from('par'));
+  log.append('stderr', Buffer.from('x\n'));
+  log.append('stdout', Buffer.from('tial\r\nsecond\n'));
+  log.append('stderr', Buffer.from('unterminated'));
+  log.close();
+  const all = await collect(log);
+  assert.deepEqual(
+    all.map((l) => [l.stream, l.text]),
+    [
+      ['stderr', 'x'],
+      ['stdout', 'partial'],
+      ['stdout', 'second'],
+      ['stderr', 'unterminated'],
+    ],
+  );
+  for (let i = 0; i < all.length; i++) {
+    const rest = await collect(log, all[i]?.id);
+    assert.deepEqual(rest, all.slice(i + 1), `resume after line ${i}`);
+  }
+  assert.deepEqual(
+    (await collect(log, undefined, 'stdout')).map((l) => l.text),
+    ['partial', 'second'],
+  );
+});
+
+test('a follower subscribed before output arrives sees every byte once, live', async () => {
+  const log = newLog();
+  const followed = collect(log);
+  for (let i = 0; i < 1000; i++) log.append(i % 2 ? 'stdout' : 'stderr', Buffer.from(`${i}\n`));
+  log.close();
+  assert.deepEqual(
+    (await followed).map((l) => Number(l.text)),
+    Array.from({ length: 1000 }, (_, i) => i),
+  );
+});
+
+test('output beyond the memory budget spills to disk and reads back whole', async () => {
+  const log = newLog({ memoryBytesPerStream: 4096 });
+  const total = 20_000;
+  for (let i = 0; i < total; i++) log.append('stdout', Buffer.from(`line ${i}\n`));
+  log.close();
+  const page = await readLines(log, {});
+  assert.equal(page.lines.length, total);
+  assert.equal(page.lines[12_345]?.text, 'line 12345');
+  assert.ok(readdirSync(join(root, `log-${logs}`)).length > 0, 'nothing was spilled');
+  const resumed = await collect(log, page.lines[9_999]?.id);
+  assert.equal(resumed.length, total - 10_000);
+  assert.equal(resumed[0]?.text, 'line 10000');
+  log.release();
+  assert.equal(existsSync(join(root, `log-${logs}`)), false);
+});
+
+test('past the cap the oldest output is dropped and the drop is counted', async () => {
+  const log = newLog({ memoryBytesPerStream: 4096, maxBytesPerStream: 512 * 1024 });
+  const line = `${'x'.repeat(99)}\n`;
+  for (let i = 0; i < 20_000; i++) log.append('stdout', Buffer.from(line));
+  log.close();
+  const page = await readLines(log, { stream: 'stdout' });
+  const kept = page.lines.length * line.length;
+  assert.ok(kept <= 512 * 1024, `kept ${kept} bytes`);
+  assert.ok(log.truncatedBytes('stdout') > 0);
+  assert.equal(kept + log.truncatedBytes('stdout'), 20_000 * line.length);
+  assert.equal(log.truncatedBytes('stderr'), 0);
+});
+
+test('a line longer than the cap is cut, and invalid UTF-8 is replaced', async () => {
+  const log = newLog({ maxLineBytes: 10 });
+  log.append('stdout', Buffer.from('abcdefghijklmno\n'));
+  log.append('stderr', Buffer.from([0x66, 0xff, 0x6f, 0x0a]));
+  log.close();
+  assert.deepEqual(
+    (await collect(log)).map((l) => l.text),
+    ['abcdefghij', 'klmno', 'f\uFFFDo'],
+  );
+});
