@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from './errors.ts';
 import type { OutputLogOptions } from './output-log.ts';
 import { type ProcessOptions, type ProcessSpec, SandboxProcess } from './process.ts';
+import type { TerminalSize } from './pty.ts';
 import { type ResolvedUser, resolveUser, type UserSpec } from './users.ts';
 
 export type RestartPolicyName = 'never' | 'on_failure' | 'always';
@@ -28,6 +29,8 @@ export interface StartRequest {
   stdout?: 'capture' | 'discard';
   stderr?: 'capture' | 'discard';
   name?: string;
+  /** Run in a pseudo-terminal of this size; stdin and output modes do not apply. */
+  pty?: TerminalSize;
   /** Given (or a name given): the process is managed and restarted by this policy. */
   restart?: RestartPolicy;
 }
@@ -228,6 +231,8 @@ export class ProcessTable {
       stdout: request.stdout ?? 'capture',
       stderr: request.stderr ?? 'capture',
       name: request.name,
+      pty: request.pty,
+      requestedEnv: request.env ?? {},
     };
   }
 

@@ -1,7 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from './errors.ts';
 import { OutputLog, type OutputLogOptions, type StreamName } from './output-log.ts';
+import { type ChildExit, Terminal, type TerminalSize } from './pty.ts';
 import { signalNumber, validateSignal } from './signals.ts';
 import { type StdinOptions, StdinWriter } from './stdin.ts';
 import type { ResolvedUser } from './users.ts';
@@ -21,6 +23,10 @@ export interface ProcessSpec {
   stderr: 'capture' | 'discard';
   /** Unique among live processes; lets callers address the process without its pid. */
   name?: string;
+  /** Run in a pseudo-terminal of this size instead of with pipes. */
+  pty?: TerminalSize;
+  /** The variables the caller set, over the daemon's environment. */
+  requestedEnv: Record<string, string>;
 }
 
 export interface ProcessOptions {
@@ -36,20 +42,31 @@ export interface ExitStatus {
   signal: number | null;
 }
 
+/** How the daemon talks to a child: pipes, or a pseudo-terminal. */
+interface ChildIo {
+  readonly pid: number;
+  readonly exited: Promise<ChildExit>;
+  /** Resolves when every output pipe has been read to its end. */
+  readonly drained: Promise<void>;
+  readonly stdin: StdinWriter | null;
+  readonly terminal: Terminal | null;
+  /** Stops reading and writing: called once the output has drained or the grace is over. */
+  detach(): void;
+}
+
 /**
- * A process the daemon started: the leader of its own process group, its stdin, its output
+ * A process the daemon started: the leader of its own process group, its input, its output
  * log and its end. It knows nothing of HTTP.
  */
 export class SandboxProcess {
   readonly pid: number;
   readonly startedAt = Date.now();
-  readonly log: OutputLog;
   /** The reason the process was killed, when the daemon did it (deadline). */
   timedOut = false;
   private endedAtMs: number | null = null;
   private exit: ExitStatus | null = null;
-  private readonly stdinWriter: StdinWriter | null;
   private deadline: NodeJS.Timeout | undefined;
+  private terminalSize: TerminalSize | undefined;
   /** Resolves when the leader has been reaped. */
   readonly exited: Promise<ExitStatus>;
   /** Resolves when the output has drained and the log is closed. */
@@ -57,45 +74,31 @@ export class SandboxProcess {
 
   private constructor(
     readonly spec: ProcessSpec,
-    child: ChildProcess,
-    options: ProcessOptions,
+    readonly log: OutputLog,
+    private readonly io: ChildIo,
+    drainGraceMs: number,
   ) {
-    this.pid = child.pid as number;
-    this.log = new OutputLog(options.log);
-    this.stdinWriter = child.stdin ? new StdinWriter(child.stdin, options.stdin) : null;
-    const outputs: [StreamName, Readable | null][] = [
-      ['stdout', child.stdout],
-      ['stderr', child.stderr],
-    ];
-    const drained: Promise<void>[] = [];
-    for (const [stream, readable] of outputs) {
-      if (!readable) continue;
-      readable.on('data', (chunk: Buffer) => this.log.append(stream, chunk));
-      drained.push(new Promise((resolve) => readable.once('close', resolve)));
-      readable.on('error', () => {});
-    }
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.endedAtMs = Date.now();
-        clearTimeout(this.deadline);
-        this.exit =
-          signal === null
-            ? { status: 'exited', exitCode: code ?? 0, signal: null }
-            : { status: 'signaled', exitCode: null, signal: signalNumber(signal) };
-        resolve(this.exit);
-      });
+    this.pid = io.pid;
+    this.terminalSize = spec.pty;
+    this.exited = io.exited.then(({ code, signal }) => {
+      this.endedAtMs = Date.now();
+      clearTimeout(this.deadline);
+      this.exit =
+        signal === null
+          ? { status: 'exited', exitCode: code ?? 0, signal: null }
+          : { status: 'signaled', exitCode: null, signal };
+      return this.exit;
     });
     // The end is the leader's exit: a grandchild that keeps the pipes open gets a short grace
     // to flush, and no more.
     this.done = this.exited.then(async () => {
-      let grace: NodeJS.Timeout | undefined;
-      const graceOver = new Promise<void>((resolve) => {
-        grace = setTimeout(resolve, options.drainGraceMs);
-      });
-      await Promise.race([Promise.all(drained), graceOver]);
-      clearTimeout(grace);
-      for (const [, readable] of outputs) readable?.destroy();
-      child.stdin?.destroy();
+      const graceOver = new AbortController();
+      await Promise.race([
+        io.drained,
+        sleep(drainGraceMs, undefined, { signal: graceOver.signal }).catch(() => {}),
+      ]);
+      graceOver.abort();
+      io.detach();
       this.log.close();
       this.log.settle();
     });
@@ -103,23 +106,9 @@ export class SandboxProcess {
 
   /** Spawns the command as the leader of a new session and process group. */
   static async spawn(spec: ProcessSpec, options: ProcessOptions): Promise<SandboxProcess> {
-    const child = spawn(spec.command, spec.args, {
-      cwd: spec.cwd,
-      env: spec.env,
-      detached: true,
-      stdio: [
-        spec.stdin === 'pipe' ? 'pipe' : 'ignore',
-        spec.stdout === 'capture' ? 'pipe' : 'ignore',
-        spec.stderr === 'capture' ? 'pipe' : 'ignore',
-      ],
-      ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
-    });
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', (error: NodeJS.ErrnoException) => reject(spawnError(spec, error)));
-    });
-    child.on('error', () => {});
-    return new SandboxProcess(spec, child, options);
+    const log = new OutputLog(options.log);
+    const io = spec.pty ? terminalIo(spec, spec.pty, log) : await pipeIo(spec, log, options.stdin);
+    return new SandboxProcess(spec, log, io, options.drainGraceMs);
   }
 
   get status(): ProcessStatus {
@@ -143,25 +132,44 @@ export class SandboxProcess {
   }
 
   get stdinWritable(): boolean {
-    return this.running && (this.stdinWriter?.writable ?? false);
+    return this.running && (this.io.stdin?.writable ?? false);
   }
 
   get hasStdinPipe(): boolean {
-    return this.stdinWriter !== null;
+    return this.io.stdin !== null;
+  }
+
+  get isTerminal(): boolean {
+    return this.io.terminal !== null;
+  }
+
+  /** The terminal's current size, for a process in a pty. */
+  get size(): TerminalSize | undefined {
+    return this.terminalSize;
   }
 
   async writeStdin(data: Buffer): Promise<void> {
-    if (!this.stdinWriter)
-      throw new SandboxError('stdin_not_writable', 'stdin is not a pipe for this process');
+    const stdin = this.pipe();
     if (!this.running)
       throw new SandboxError('stdin_not_writable', 'stdin is not writable: the process has ended');
-    await this.stdinWriter.write(data);
+    await stdin.write(data);
   }
 
   async closeStdin(): Promise<void> {
-    if (!this.stdinWriter)
-      throw new SandboxError('stdin_not_writable', 'stdin is not a pipe for this process');
-    await this.stdinWriter.close();
+    await this.pipe().close();
+  }
+
+  /** Raw bytes to the terminal, as if typed (Ctrl-C is 0x03). */
+  writeTerminal(data: Buffer): void {
+    const terminal = this.terminal();
+    if (!this.running) throw new SandboxError('stdin_not_writable', 'the process has ended');
+    terminal.write(data);
+  }
+
+  /** Resizes the terminal; the kernel sends SIGWINCH to its foreground group. */
+  resize(size: TerminalSize): void {
+    this.terminal().resize(size);
+    this.terminalSize = size;
   }
 
   /** Sends a signal to the process group (or only the leader). */
@@ -199,6 +207,77 @@ export class SandboxProcess {
       this.kill();
     }, ms);
   }
+
+  private pipe(): StdinWriter {
+    if (this.io.terminal)
+      throw new SandboxError('wrong_input_kind', 'the process runs in a terminal: send terminal input');
+    if (!this.io.stdin) throw new SandboxError('stdin_not_writable', 'stdin is not a pipe for this process');
+    return this.io.stdin;
+  }
+
+  private terminal(): Terminal {
+    if (!this.io.terminal)
+      throw new SandboxError('wrong_input_kind', 'the process has no terminal: send stdin');
+    return this.io.terminal;
+  }
+}
+
+async function pipeIo(spec: ProcessSpec, log: OutputLog, stdinOptions: StdinOptions): Promise<ChildIo> {
+  const child = spawn(spec.command, spec.args, {
+    cwd: spec.cwd,
+    env: spec.env,
+    detached: true,
+    stdio: [
+      spec.stdin === 'pipe' ? 'pipe' : 'ignore',
+      spec.stdout === 'capture' ? 'pipe' : 'ignore',
+      spec.stderr === 'capture' ? 'pipe' : 'ignore',
+    ],
+    ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', (error: NodeJS.ErrnoException) => reject(spawnError(spec, error)));
+  });
+  child.on('error', () => {});
+  const outputs: [StreamName, Readable | null][] = [
+    ['stdout', child.stdout],
+    ['stderr', child.stderr],
+  ];
+  const closed: Promise<void>[] = [];
+  for (const [stream, readable] of outputs) {
+    if (!readable) continue;
+    readable.on('data', (chunk: Buffer) => log.append(stream, chunk));
+    readable.on('error', () => {});
+    closed.push(new Promise((resolve) => readable.once('close', resolve)));
+  }
+  return {
+    pid: child.pid as number,
+    exited: new Promise((resolve) => {
+      child.once('exit', (code, signal) =>
+        resolve({ code, signal: signal === null ? null : signalNumber(signal) }),
+      );
+    }),
+    drained: Promise.all(closed).then(() => {}),
+    stdin: child.stdin ? new StdinWriter(child.stdin, stdinOptions) : null,
+    terminal: null,
+    detach() {
+      for (const [, readable] of outputs) readable?.destroy();
+      child.stdin?.destroy();
+    },
+  };
+}
+
+function terminalIo(spec: ProcessSpec, size: TerminalSize, log: OutputLog): ChildIo {
+  const terminal = new Terminal(spec, size, log);
+  return {
+    pid: terminal.pid,
+    exited: terminal.exited,
+    // The terminal reports its exit only once its output has been read to the end.
+    drained: terminal.exited.then(() => {}),
+    stdin: null,
+    terminal,
+    detach() {},
+  };
 }
 
 function spawnError(spec: ProcessSpec, error: NodeJS.ErrnoException): SandboxError {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { envdDialect } from '../api/envd/index.ts';
 import { tensorlakeDialect } from '../api/tensorlake/index.ts';
 import { ProcessTable } from '../core/process-table.ts';
 import { createHttpServer } from './http-server.ts';
@@ -36,9 +37,10 @@ function baseEnvironment(): Record<string, string> {
 /** Composes the core, the dialects and the HTTP server, and starts listening. */
 export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   const startedAt = Date.now();
+  const baseEnv = baseEnvironment();
   const table = new ProcessTable({
     dataDir: config.dataDir,
-    baseEnv: baseEnvironment(),
+    baseEnv,
     log: { memoryBytesPerStream: MiB, maxBytesPerStream: 256 * MiB, maxLineBytes: MiB },
     stdin: { maxQueuedBytes: 8 * MiB, writeTimeoutMs: 30_000 },
     drainGraceMs: config.drainGraceMs,
@@ -47,7 +49,11 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   });
   const limits = { jsonBytes: MiB, stdinBytes: 16 * MiB };
   const server = createHttpServer({
-    dialects: [tensorlakeDialect({ table, limits, version, startedAt })],
+    dialects: [
+      tensorlakeDialect({ table, limits, version, startedAt }),
+      // A stdin chunk of the largest size, plus room for the message around it.
+      envdDialect({ table, baseEnv, readMaxBytes: limits.stdinBytes + 64 * 1024 }),
+    ],
     token: config.token,
   });
   await new Promise<void>((resolve, reject) => {

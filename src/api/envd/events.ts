@@ -1,0 +1,106 @@
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { HandlerContext } from '@connectrpc/connect';
+import type { LogRecord, StreamName } from '../../core/output-log.ts';
+import type { ExitStatus, SandboxProcess } from '../../core/process.ts';
+import { signalName } from '../../core/signals.ts';
+import type { ProcessEventSchema } from '../../gen/process/process_pb.ts';
+
+type ProcessEventInit = MessageInitShape<typeof ProcessEventSchema>;
+
+const DEFAULT_KEEPALIVE_SECONDS = 90;
+
+/** The idle time after which a stream sends a keepalive, from `Keepalive-Ping-Interval`. */
+export function keepaliveMs(context: HandlerContext): number {
+  const seconds = Number(context.requestHeader.get('keepalive-ping-interval'));
+  return (Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_KEEPALIVE_SECONDS) * 1000;
+}
+
+/**
+ * A process's events for one watcher: start, everything it has printed so far, live output,
+ * then its end. Each watcher reads the log at its own pace, so a slow or vanished watcher
+ * holds up neither the process nor the other watchers.
+ */
+export async function* processEvents(
+  process: SandboxProcess,
+  context: HandlerContext,
+): AsyncGenerator<ProcessEventInit> {
+  yield { event: { case: 'start', value: { pid: process.pid } } };
+  const idleMs = keepaliveMs(context);
+  const batches = process.log.follow(process.log.startSeq, context.signal);
+  try {
+    for (;;) {
+      const next = batches.next();
+      let result = await raceIdle(next, idleMs);
+      while (result === 'idle') {
+        yield { event: { case: 'keepalive', value: {} } };
+        result = await raceIdle(next, idleMs);
+      }
+      if (result.done) break;
+      yield* dataEvents(result.value);
+    }
+  } finally {
+    await batches.return(undefined);
+  }
+  if (context.signal.aborted) return;
+  yield { event: { case: 'end', value: endEvent(await process.exited) } };
+}
+
+async function raceIdle<T>(next: Promise<T>, idleMs: number): Promise<T | 'idle'> {
+  let timer: NodeJS.Timeout | undefined;
+  const idle = new Promise<'idle'>((resolve) => {
+    timer = setTimeout(() => resolve('idle'), idleMs);
+  });
+  try {
+    return await Promise.race([next, idle]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Adjacent records of one stream go out as one data event, as they were read. */
+function* dataEvents(records: LogRecord[]): Generator<ProcessEventInit> {
+  let stream: StreamName | undefined;
+  let parts: Buffer[] = [];
+  const flush = function* (): Generator<ProcessEventInit> {
+    if (stream === undefined || parts.length === 0) return;
+    const value = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    yield { event: { case: 'data', value: { output: { case: stream, value } } } };
+  };
+  for (const record of records) {
+    if (record.data.length === 0) continue;
+    if (record.stream !== stream) {
+      yield* flush();
+      stream = record.stream;
+      parts = [];
+    }
+    parts.push(record.data);
+  }
+  yield* flush();
+}
+
+// How Go's os.ProcessState spells a signal in "signal: killed", which clients may show.
+const SIGNAL_WORDS: Record<string, string> = {
+  SIGHUP: 'hangup',
+  SIGINT: 'interrupt',
+  SIGQUIT: 'quit',
+  SIGILL: 'illegal instruction',
+  SIGTRAP: 'trace/breakpoint trap',
+  SIGABRT: 'aborted',
+  SIGBUS: 'bus error',
+  SIGFPE: 'floating point exception',
+  SIGKILL: 'killed',
+  SIGUSR1: 'user defined signal 1',
+  SIGSEGV: 'segmentation fault',
+  SIGUSR2: 'user defined signal 2',
+  SIGPIPE: 'broken pipe',
+  SIGALRM: 'alarm clock',
+  SIGTERM: 'terminated',
+};
+
+function endEvent(exit: ExitStatus) {
+  if (exit.status === 'exited') {
+    return { exitCode: exit.exitCode ?? 0, exited: true, status: `exit status ${exit.exitCode}` };
+  }
+  const name = signalName(exit.signal as number);
+  return { exitCode: -1, exited: true, status: `signal: ${SIGNAL_WORDS[name] ?? name}` };
+}

@@ -1,0 +1,21 @@
+import { Code, ConnectError } from '@connectrpc/connect';
+import type { SandboxProcess } from '../../core/process.ts';
+import type { ProcessTable } from '../../core/process-table.ts';
+import type { ProcessSelector } from '../../gen/process/process_pb.ts';
+
+/** The process a selector names, by pid or by tag; `not_found` when there is none. */
+export function selectProcess(table: ProcessTable, selector: ProcessSelector | undefined): SandboxProcess {
+  const choice = selector?.selector;
+  if (choice?.case === 'pid') {
+    const process = table.find(choice.value);
+    if (process) return process;
+    throw new ConnectError(`process with pid ${choice.value} not found`, Code.NotFound);
+  }
+  if (choice?.case === 'tag') {
+    const process = table.find(choice.value);
+    // A tag that is all digits would read as a pid; tags are names, looked up as such.
+    if (process && process.spec.name === choice.value) return process;
+    throw new ConnectError(`process with tag ${choice.value} not found`, Code.NotFound);
+  }
+  throw new ConnectError('process selector: give a pid or a tag', Code.InvalidArgument);
+}

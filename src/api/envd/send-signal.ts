@@ -1,0 +1,21 @@
+import { Code, ConnectError } from '@connectrpc/connect';
+import type { ProcessTable } from '../../core/process-table.ts';
+import { type SendSignalRequest, Signal } from '../../gen/process/process_pb.ts';
+import { translated } from './errors.ts';
+import { selectProcess } from './selector.ts';
+
+/** SendSignal: SIGTERM or SIGKILL, to the whole process group. */
+export function sendSignal(table: ProcessTable) {
+  return async (request: SendSignalRequest) => {
+    const process = selectProcess(table, request.process);
+    if (!process.running) throw new ConnectError(`process with pid ${process.pid} not found`, Code.NotFound);
+    if (request.signal === Signal.SIGKILL) table.kill(process);
+    else if (request.signal === Signal.SIGTERM) await translated(() => process.sendSignal(15));
+    else
+      throw new ConnectError(
+        `signal ${request.signal} is not supported: use SIGTERM or SIGKILL`,
+        Code.InvalidArgument,
+      );
+    return {};
+  };
+}

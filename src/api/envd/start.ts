@@ -1,0 +1,21 @@
+import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
+import type { ProcessTable } from '../../core/process-table.ts';
+import type { StartRequest } from '../../gen/process/process_pb.ts';
+import { translated } from './errors.ts';
+import { processEvents } from './events.ts';
+import { toCoreStart } from './start-request.ts';
+
+/**
+ * Start: spawn, then stream start, output and end. `Connect-Timeout-Ms` is the command's
+ * lifetime: at the deadline the process group is killed. A client that merely disconnects
+ * leaves the process running.
+ */
+export function start(table: ProcessTable) {
+  return async function* (request: StartRequest, context: HandlerContext) {
+    if (!request.process?.cmd) throw new ConnectError('process.cmd is required', Code.InvalidArgument);
+    const process = await translated(() => table.start(toCoreStart(request)));
+    const lifetimeMs = context.timeoutMs();
+    if (lifetimeMs !== undefined) process.setDeadline(lifetimeMs);
+    for await (const event of processEvents(process, context)) yield { event };
+  };
+}

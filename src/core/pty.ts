@@ -1,0 +1,93 @@
+import { closeSync, constants, openSync } from 'node:fs';
+import { type IPty, spawn } from '@lydell/node-pty';
+import { isExecutable } from './command-path.ts';
+import { SandboxError } from './errors.ts';
+import type { OutputLog } from './output-log.ts';
+import type { ProcessSpec } from './process.ts';
+
+export interface TerminalSize {
+  cols: number;
+  rows: number;
+}
+
+export interface ChildExit {
+  code: number | null;
+  signal: number | null;
+}
+
+/**
+ * A process in a pseudo-terminal: the pty is its controlling terminal (it is a session and
+ * group leader), and everything it prints goes to the log as one `pty` stream.
+ */
+export class Terminal {
+  readonly pid: number;
+  /** Resolves once the child has been reaped and the pty read to its end. */
+  readonly exited: Promise<ChildExit>;
+  private readonly pty: IPty;
+  private closed = false;
+
+  constructor(spec: ProcessSpec, size: TerminalSize, log: OutputLog) {
+    if (!isExecutable(spec.command, spec.env.PATH)) {
+      throw new SandboxError('spawn_failed', `cannot start '${spec.command}': command not found`);
+    }
+    this.pty = forkTerminal(spec, size);
+    this.pid = this.pty.pid;
+    // When the last holder of the terminal's slave side closes it, Linux answers reads of the
+    // master with EIO and discards what the child printed last but was not read yet. Holding
+    // a slave descriptor of our own keeps the master readable to the end: the library then
+    // reads on after the child's exit until its short close timeout, and only then reports
+    // the exit, by which time everything has been read.
+    const slave = openSlave(this.pty);
+    this.pty.onData((data: string | Buffer) =>
+      log.append('pty', typeof data === 'string' ? Buffer.from(data) : data),
+    );
+    this.exited = new Promise((resolve) => {
+      this.pty.onExit(({ exitCode, signal }) => {
+        this.closed = true;
+        if (slave !== undefined) closeSync(slave);
+        resolve(signal ? { code: null, signal } : { code: exitCode, signal: null });
+      });
+    });
+  }
+
+  write(data: Buffer): void {
+    if (this.closed) throw new SandboxError('stdin_not_writable', 'the terminal is closed');
+    this.pty.write(data as unknown as string); // node-pty writes Buffers as they are; its types say string.
+  }
+
+  resize(size: TerminalSize): void {
+    if (this.closed) return;
+    this.pty.resize(size.cols, size.rows);
+  }
+}
+
+function forkTerminal(spec: ProcessSpec, size: TerminalSize): IPty {
+  try {
+    return spawn(spec.command, spec.args, {
+      name: spec.env.TERM ?? 'xterm-256color',
+      cols: size.cols,
+      rows: size.rows,
+      cwd: spec.cwd,
+      env: spec.env,
+      // Raw bytes, not strings: output is a byte log.
+      encoding: null,
+      ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
+    });
+  } catch (error) {
+    throw new SandboxError(
+      'spawn_failed',
+      `cannot start '${spec.command}' in a terminal: ${(error as Error).message}`,
+    );
+  }
+}
+
+function openSlave(pty: IPty): number | undefined {
+  // The library's Unix terminal names its slave device; its types do not list the property.
+  const path = (pty as IPty & { ptsName?: string }).ptsName;
+  if (!path) return undefined;
+  try {
+    return openSync(path, constants.O_RDWR | constants.O_NOCTTY);
+  } catch {
+    return undefined;
+  }
+}
