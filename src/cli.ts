@@ -22,6 +22,8 @@ program
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on (0 picks a free one)', integer, 9501)
   .addOption(new Option('--token <token>', 'require this token on every request').env('SANDBOXD_TOKEN'))
+  .option('--envd', `also listen on envd's port, where the e2b SDK in debug mode looks`, false)
+  .option('--envd-port <port>', 'the port --envd listens on', integer, 49983)
   .option('--insecure', 'allow listening on a non-loopback address without a token', false)
   .option('--data-dir <dir>', 'where output spill files go (default: a new temporary folder)')
   .option('--drain-grace-ms <ms>', 'how long output may drain after a process exits', integer, 200)
@@ -40,13 +42,13 @@ program
     }
     const daemon = await startDaemon({
       host: options.host,
-      port: options.port,
+      ports: options.envd ? [options.port, options.envdPort] : [options.port],
       token: options.token || undefined,
       dataDir: options.dataDir,
       drainGraceMs: options.drainGraceMs,
       shutdownGraceMs: options.shutdownGraceMs,
     });
-    console.log(`sandboxd listening on ${daemon.url}`);
+    for (const url of daemon.urls) console.log(`sandboxd listening on ${url}`);
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;

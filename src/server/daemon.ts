@@ -1,13 +1,15 @@
 import { readFileSync } from 'node:fs';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { envdDialect } from '../api/envd/index.ts';
 import { tensorlakeDialect } from '../api/tensorlake/index.ts';
 import { ProcessTable } from '../core/process-table.ts';
-import { createHttpServer } from './http-server.ts';
+import { createRequestListener } from './request-listener.ts';
 
 export interface DaemonConfig {
   host: string;
-  port: number;
+  /** Every port serves every dialect; the first is the one reported in `url`. */
+  ports: number[];
   token?: string;
   dataDir?: string;
   drainGraceMs: number;
@@ -15,7 +17,8 @@ export interface DaemonConfig {
 }
 
 export interface Daemon {
-  url: string;
+  /** One per port, in the order of `ports`. */
+  urls: string[];
   stop(): Promise<void>;
 }
 
@@ -48,7 +51,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     retainFinishedMs: 60 * 60 * 1000,
   });
   const limits = { jsonBytes: MiB, stdinBytes: 16 * MiB };
-  const server = createHttpServer({
+  const listener = createRequestListener({
     dialects: [
       tensorlakeDialect({ table, limits, version, startedAt }),
       // A stdin chunk of the largest size, plus room for the message around it.
@@ -56,20 +59,30 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     ],
     token: config.token,
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, resolve);
+  const servers = await Promise.all(config.ports.map((port) => listen(listener, config.host, port)));
+  const urls = servers.map((server) => {
+    const { address, port } = server.address() as AddressInfo;
+    return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   });
-  const { address, port } = server.address() as AddressInfo;
-  const host = address.includes(':') ? `[${address}]` : address;
 
   return {
-    url: `http://${host}:${port}`,
+    urls,
     async stop() {
-      server.close();
-      server.closeIdleConnections();
+      for (const server of servers) {
+        server.close();
+        server.closeIdleConnections();
+      }
       await table.shutdown(config.shutdownGraceMs);
-      server.closeAllConnections();
+      for (const server of servers) server.closeAllConnections();
     },
   };
+}
+
+async function listen(listener: RequestListener, host: string, port: number): Promise<Server> {
+  const server = createServer(listener);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  return server;
 }

@@ -1,16 +1,16 @@
-import { createServer, type Server } from 'node:http';
+import type { RequestListener } from 'node:http';
 import { isAuthorized } from '../http/auth.ts';
 import type { Dialect } from '../http/dialect.ts';
 
-export interface HttpServerOptions {
+export interface RequestListenerOptions {
   dialects: Dialect[];
   /** When set, every route but the public health checks requires it. */
   token?: string;
 }
 
-/** One node:http server for every dialect; any Host header is accepted. */
-export function createHttpServer({ dialects, token }: HttpServerOptions): Server {
-  return createServer((req, res) => {
+/** Serves every dialect from one listener: auth first, then the dialect that owns the path. Any Host header is accepted. */
+export function createRequestListener({ dialects, token }: RequestListenerOptions): RequestListener {
+  return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://sandboxd');
     const dialect = dialects.find((d) => d.owns(url));
     if (token !== undefined && !(dialect?.isPublic(req, url) ?? false) && !isAuthorized(req, token)) {
@@ -29,5 +29,5 @@ export function createHttpServer({ dialects, token }: HttpServerOptions): Server
       if (!res.headersSent) res.writeHead(500);
       res.end();
     });
-  });
+  };
 }
