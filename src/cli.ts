@@ -33,6 +33,7 @@ program
     integer,
     10_000,
   )
+  .option('--pty-idle-timeout-ms <ms>', 'how long a terminal session may stay unattached', integer, 300_000)
   .action(async (options) => {
     if (!isLoopback(options.host) && !options.token && !options.insecure) {
       console.error(
@@ -47,6 +48,7 @@ program
       dataDir: options.dataDir,
       drainGraceMs: options.drainGraceMs,
       shutdownGraceMs: options.shutdownGraceMs,
+      ptyIdleTimeoutMs: options.ptyIdleTimeoutMs,
     });
     for (const url of daemon.urls) console.log(`sandboxd listening on ${url}`);
     let stopping = false;

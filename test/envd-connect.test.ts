@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { Signal } from '../src/gen/process/process_pb.ts';
@@ -168,6 +169,8 @@ describe('process.Process over Connect with binary protobuf', () => {
     await type('stty size\n');
     await readUntil('40 100');
     await type('sleep 100\n');
+    // Ctrl-C must find the sleep running, not the shell still reading the line.
+    await eventually(() => spawnSync('pgrep', ['-P', String(pid), '-x', 'sleep']).status === 0);
     await type('\x03echo still-here\n');
     await readUntil('still-here\r\n');
     await rpc.sendSignal({ process: select, signal: Signal.SIGKILL });

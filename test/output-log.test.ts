@@ -104,3 +104,24 @@ test('a line longer than the cap is cut, and invalid UTF-8 is replaced', async (
     ['abcdefghij', 'klmno', 'f\uFFFDo'],
   );
 });
+
+test('tailStart finds where the last N bytes of a terminal log begin, on disk too', async () => {
+  const log = newLog({ memoryBytesPerStream: 4096 });
+  for (let i = 0; i < 10_000; i++) log.append('pty', Buffer.from(`row ${i}\r\n`));
+  const readFrom = async (seq: number) => {
+    const records = [];
+    for (let batch = await log.read(seq); batch.length > 0; batch = await log.read(seq)) {
+      records.push(...batch);
+      seq = (batch.at(-1)?.seq ?? seq) + 1;
+    }
+    return records;
+  };
+  const tail = await readFrom(await log.tailStart('pty', 1000));
+  const bytes = Buffer.concat(tail.map((r) => r.data)).toString();
+  assert.ok(bytes.length <= 1000 + 20 && bytes.length >= 1000, `tail of ${bytes.length} bytes`);
+  assert.ok(bytes.endsWith('row 9999\r\n'));
+  const all = await readFrom(await log.tailStart('pty', 10 ** 9));
+  assert.equal(all[0]?.seq, 1);
+  assert.equal(all.length, 10_000);
+  log.release();
+});

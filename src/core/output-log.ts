@@ -190,6 +190,29 @@ export class OutputLog {
     return record?.seq === seq ? record : undefined;
   }
 
+  /** Bytes of a stream captured so far, dropped ones included. */
+  bytesCaptured(stream: StreamName): number {
+    return this.streamOffsets[stream];
+  }
+
+  /**
+   * Where to start reading to get (about) the last `maxBytes` of a stream: the first record
+   * whose end lies within them. Meant for a log of that one stream, such as a terminal's,
+   * whose offsets then grow with the sequence numbers.
+   */
+  async tailStart(stream: StreamName, maxBytes: number): Promise<number> {
+    const from = this.streamOffsets[stream] - maxBytes;
+    let low = this.firstRetainedSeq;
+    let high = this.nextSeq;
+    while (low < high) {
+      const middle = Math.floor((low + high) / 2);
+      const record = await this.record(middle);
+      if (!record || record.offset + record.data.length <= from) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
   /** Resolves once a record with seq >= fromSeq exists, the log closes, or the signal aborts. */
   waitForRecords(fromSeq: number, signal?: AbortSignal): Promise<void> {
     if (fromSeq < this.nextSeq || this.isClosed || signal?.aborted) return Promise.resolve();

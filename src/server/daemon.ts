@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { envdDialect } from '../api/envd/index.ts';
 import { tensorlakeDialect } from '../api/tensorlake/index.ts';
 import { ProcessTable } from '../core/process-table.ts';
-import { createRequestListener } from './request-listener.ts';
+import { createRequestListener, createUpgradeListener, type UpgradeListener } from './request-listener.ts';
 
 export interface DaemonConfig {
   host: string;
@@ -14,6 +14,8 @@ export interface DaemonConfig {
   dataDir?: string;
   drainGraceMs: number;
   shutdownGraceMs: number;
+  /** An unattached terminal session is killed after this long. */
+  ptyIdleTimeoutMs: number;
 }
 
 export interface Daemon {
@@ -51,15 +53,30 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     retainFinishedMs: 60 * 60 * 1000,
   });
   const limits = { jsonBytes: MiB, stdinBytes: 16 * MiB };
-  const listener = createRequestListener({
-    dialects: [
-      tensorlakeDialect({ table, limits, version, startedAt }),
-      // A stdin chunk of the largest size, plus room for the message around it.
-      envdDialect({ table, baseEnv, readMaxBytes: limits.stdinBytes + 64 * 1024 }),
-    ],
-    token: config.token,
-  });
-  const servers = await Promise.all(config.ports.map((port) => listen(listener, config.host, port)));
+  const dialects = [
+    tensorlakeDialect({
+      table,
+      limits,
+      version,
+      startedAt,
+      pty: {
+        idleTimeoutMs: config.ptyIdleTimeoutMs,
+        maxSessions: 64,
+        killGraceMs: 5000,
+        scrollbackBytes: MiB,
+        inputBytesPerSecond: MiB,
+        pingIntervalMs: 30_000,
+        maxFrameBytes: MiB,
+      },
+    }),
+    // A stdin chunk of the largest size, plus room for the message around it.
+    envdDialect({ table, baseEnv, readMaxBytes: limits.stdinBytes + 64 * 1024 }),
+  ];
+  const listener = createRequestListener({ dialects, token: config.token });
+  const onUpgrade = createUpgradeListener(dialects);
+  const servers = await Promise.all(
+    config.ports.map((port) => listen(listener, onUpgrade, config.host, port)),
+  );
   const urls = servers.map((server) => {
     const { address, port } = server.address() as AddressInfo;
     return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
@@ -78,8 +95,14 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   };
 }
 
-async function listen(listener: RequestListener, host: string, port: number): Promise<Server> {
+async function listen(
+  listener: RequestListener,
+  onUpgrade: UpgradeListener,
+  host: string,
+  port: number,
+): Promise<Server> {
   const server = createServer(listener);
+  server.on('upgrade', onUpgrade);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, resolve);

@@ -1,4 +1,5 @@
-import type { RequestListener } from 'node:http';
+import type { IncomingMessage, RequestListener } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { isAuthorized } from '../http/auth.ts';
 import type { Dialect } from '../http/dialect.ts';
 
@@ -29,5 +30,20 @@ export function createRequestListener({ dialects, token }: RequestListenerOption
       if (!res.headersSent) res.writeHead(500);
       res.end();
     });
+  };
+}
+
+export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/** Hands a WebSocket upgrade to the dialect that owns the path; refuses it elsewhere. */
+export function createUpgradeListener(dialects: Dialect[]): UpgradeListener {
+  return (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://sandboxd');
+    const dialect = dialects.find((d) => d.owns(url) && d.upgrade);
+    if (dialect?.upgrade) {
+      dialect.upgrade(req, socket, head, url);
+      return;
+    }
+    socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
   };
 }

@@ -6,22 +6,26 @@ import { ApiError, sendError } from './errors.ts';
 import type { Limits } from './limits.ts';
 import { outputRoutes } from './output.ts';
 import { processRoutes } from './processes.ts';
+import { type PtyOptions, ptyRoutes } from './pty-routes.ts';
 import { sendJson } from './respond.ts';
 import { runRoute } from './run.ts';
 
 export interface TensorlakeOptions {
   table: ProcessTable;
   limits: Limits;
+  pty: PtyOptions;
   version: string;
   startedAt: number;
 }
 
 const PREFIX = '/api/v1';
+const WEBSOCKET_PATH = /^\/api\/v1\/pty\/(?<id>[^/]+)\/ws\/?$/;
 
 /** The REST + SSE dialect under /api/v1. */
-export function tensorlakeDialect({ table, limits, version, startedAt }: TensorlakeOptions): Dialect {
+export function tensorlakeDialect({ table, limits, pty, version, startedAt }: TensorlakeOptions): Dialect {
   const processes = processRoutes(table, limits);
   const output = outputRoutes(table);
+  const terminals = ptyRoutes(table, limits, pty);
   const router = new Router()
     .add('GET', `${PREFIX}/health`, ({ res }) => sendJson(res, 200, { healthy: true }))
     .add('GET', `${PREFIX}/info`, ({ res }) => {
@@ -41,7 +45,15 @@ export function tensorlakeDialect({ table, limits, version, startedAt }: Tensorl
     .add('POST', `${PREFIX}/processes/:ref/stdin`, processes.writeStdin)
     .add('POST', `${PREFIX}/processes/:ref/stdin/close`, processes.closeStdin)
     .add('POST', `${PREFIX}/processes/:ref/signal`, processes.signal)
-    .add('POST', `${PREFIX}/processes/:ref/restart`, processes.restart);
+    .add('POST', `${PREFIX}/processes/:ref/restart`, processes.restart)
+    .add('POST', `${PREFIX}/pty`, terminals.create)
+    .add('GET', `${PREFIX}/pty`, terminals.list)
+    .add('GET', `${PREFIX}/pty/:id`, terminals.get)
+    .add('DELETE', `${PREFIX}/pty/:id`, terminals.delete)
+    .add('POST', `${PREFIX}/pty/:id/resize`, terminals.resize)
+    .add('GET', `${PREFIX}/pty/:id/ws`, () => {
+      throw new ApiError(426, 'UPGRADE_REQUIRED', 'this route speaks WebSocket');
+    });
   for (const view of ['stdout', 'stderr', 'output'] as const) {
     router.add('GET', `${PREFIX}/processes/:ref/${view}`, output.read(view));
     router.add('GET', `${PREFIX}/processes/:ref/${view}/follow`, output.follow(view));
@@ -50,6 +62,12 @@ export function tensorlakeDialect({ table, limits, version, startedAt }: Tensorl
   return {
     owns: (url) => url.pathname === PREFIX || url.pathname.startsWith(`${PREFIX}/`),
     isPublic: (req, url) => req.method === 'GET' && url.pathname === `${PREFIX}/health`,
+    upgrade(req, socket, head, url) {
+      const match = WEBSOCKET_PATH.exec(url.pathname);
+      if (match?.groups)
+        terminals.upgrade(req, socket, head, url, decodeURIComponent(match.groups.id as string));
+      else socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    },
     unauthorized: (res) => sendJson(res, 401, { error: 'unauthorized', code: 'UNAUTHORIZED' }),
     async handle(req: IncomingMessage, res: ServerResponse, url: URL) {
       try {

@@ -1,0 +1,111 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { z } from 'zod';
+import type { ProcessTable } from '../../core/process-table.ts';
+import { tokensMatch } from '../../http/auth.ts';
+import { readJson } from '../../http/body.ts';
+import type { RouteContext } from '../../http/router.ts';
+import { ApiError, toApiError } from './errors.ts';
+import type { Limits } from './limits.ts';
+import { type PtySession, type PtySessionOptions, PtySessions } from './pty-sessions.ts';
+import { clamp, type PtySocketOptions, serveTerminal } from './pty-socket.ts';
+import { sendJson, sendNoContent } from './respond.ts';
+
+const createBody = z.object({
+  command: z.string({ error: 'required, a string' }).min(1, 'must not be empty'),
+  args: z.array(z.string()).nullish(),
+  env: z.record(z.string(), z.string()).nullish(),
+  working_dir: z.string().nullish(),
+  rows: z.number().int().nullish(),
+  cols: z.number().int().nullish(),
+});
+
+const resizeBody = z.object({ rows: z.number().int(), cols: z.number().int() });
+
+export interface PtyOptions extends PtySessionOptions, PtySocketOptions {
+  /** Largest WebSocket frame a client may send. */
+  maxFrameBytes: number;
+}
+
+function sessionInfo(session: PtySession) {
+  const { process } = session;
+  return {
+    session_id: session.id,
+    pid: process.pid,
+    command: process.spec.command,
+    args: process.spec.args,
+    rows: process.size?.rows ?? 24,
+    cols: process.size?.cols ?? 80,
+    created_at: session.createdAt,
+    ended_at: process.endedAt,
+    exit_code: session.exitCode,
+    is_alive: process.running,
+  };
+}
+
+/** Terminal sessions: REST to manage them, a WebSocket to use one. */
+export function ptyRoutes(table: ProcessTable, limits: Limits, options: PtyOptions) {
+  const sessions = new PtySessions(table, options);
+  const sockets = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes });
+  const lookup = ({ params }: RouteContext) => sessions.get(params.id as string);
+
+  return {
+    async create({ req, res }: RouteContext) {
+      const body = createBody.parse(await readJson(req, limits.jsonBytes));
+      const session = await sessions.create({
+        command: body.command,
+        args: body.args ?? [],
+        env: body.env ?? {},
+        cwd: body.working_dir ?? undefined,
+        pty: { rows: clamp(body.rows ?? 24, 1, 500), cols: clamp(body.cols ?? 80, 1, 1000) },
+      });
+      sendJson(res, 201, { session_id: session.id, token: session.token });
+    },
+
+    list({ res }: RouteContext) {
+      sendJson(res, 200, { sessions: sessions.list().map(sessionInfo) });
+    },
+
+    get(context: RouteContext) {
+      sendJson(context.res, 200, sessionInfo(lookup(context)));
+    },
+
+    delete(context: RouteContext) {
+      sessions.delete(lookup(context));
+      sendNoContent(context.res);
+    },
+
+    async resize(context: RouteContext) {
+      const session = lookup(context);
+      const body = resizeBody.parse(await readJson(context.req, limits.jsonBytes));
+      session.process.resize({ rows: clamp(body.rows, 1, 500), cols: clamp(body.cols, 1, 1000) });
+      sendNoContent(context.res);
+    },
+
+    /** The WebSocket: authorized by the session's token, in the query or X-PTY-Token. */
+    upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, id: string) {
+      let session: PtySession;
+      try {
+        session = sessions.get(id);
+        const header = req.headers['x-pty-token'];
+        const presented = url.searchParams.get('token') ?? (typeof header === 'string' ? header : undefined);
+        if (!tokensMatch(presented, session.token))
+          throw new ApiError(403, 'INVALID_TOKEN', 'invalid terminal token');
+      } catch (error) {
+        refuseUpgrade(socket, error);
+        return;
+      }
+      sockets.handleUpgrade(req, socket, head, (ws) => serveTerminal(ws, session, sessions, options));
+    },
+  };
+}
+
+function refuseUpgrade(socket: Duplex, error: unknown): void {
+  const { status, code, message } = toApiError(error);
+  const body = JSON.stringify({ error: message, code });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Forbidden'}\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}

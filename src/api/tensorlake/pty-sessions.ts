@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { SandboxError } from '../../core/errors.ts';
+import type { SandboxProcess } from '../../core/process.ts';
+import type { ProcessTable, StartRequest } from '../../core/process-table.ts';
+import { ApiError } from './errors.ts';
+
+export interface PtySessionOptions {
+  /** An unattached session is killed and forgotten after this long. */
+  idleTimeoutMs: number;
+  /** Sessions that may exist at once. */
+  maxSessions: number;
+  /** Between SIGHUP and SIGKILL when a session is deleted. */
+  killGraceMs: number;
+}
+
+/** Something attached to a session, told when the session is deleted. */
+export interface SessionClient {
+  terminate(): void;
+}
+
+/** A terminal session: a process in a pty, with the token that lets a client attach to it. */
+export class PtySession {
+  readonly id = randomBytes(12).toString('base64url');
+  // URL-safe, since clients put it in a query string as it is.
+  readonly token = randomBytes(24).toString('base64url');
+  readonly createdAt = Date.now();
+  readonly clients = new Set<SessionClient>();
+  idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(readonly process: SandboxProcess) {}
+
+  get exitCode(): number | null {
+    const { exitCode, signal } = this.process;
+    // A shell reports death by signal N as 128 + N; clients get one number.
+    return exitCode ?? (signal === null ? null : 128 + signal);
+  }
+}
+
+/** The dialect's terminal sessions. Their processes live in the shared process table. */
+export class PtySessions {
+  private readonly sessions = new Map<string, PtySession>();
+
+  constructor(
+    private readonly table: ProcessTable,
+    private readonly options: PtySessionOptions,
+  ) {}
+
+  async create(request: StartRequest): Promise<PtySession> {
+    if (this.sessions.size >= this.options.maxSessions) {
+      throw new ApiError(
+        429,
+        'TOO_MANY_SESSIONS',
+        `at most ${this.options.maxSessions} terminal sessions may exist`,
+      );
+    }
+    const session = new PtySession(await this.table.start(request));
+    this.sessions.set(session.id, session);
+    this.detached(session);
+    return session;
+  }
+
+  get(id: string): PtySession {
+    const session = this.sessions.get(id);
+    if (!session) throw new ApiError(404, 'SESSION_NOT_FOUND', `terminal session ${id} not found`);
+    return session;
+  }
+
+  list(): PtySession[] {
+    return [...this.sessions.values()];
+  }
+
+  attach(session: PtySession, client: SessionClient): void {
+    clearTimeout(session.idleTimer);
+    session.clients.add(client);
+  }
+
+  detach(session: PtySession, client: SessionClient): void {
+    session.clients.delete(client);
+    if (session.clients.size === 0 && this.sessions.get(session.id) === session) this.detached(session);
+  }
+
+  /** SIGHUP to the session's process group, SIGKILL after the grace; its clients are told. */
+  delete(session: PtySession): void {
+    this.sessions.delete(session.id);
+    clearTimeout(session.idleTimer);
+    for (const client of session.clients) client.terminate();
+    session.clients.clear();
+    const { process } = session;
+    if (!process.running) return;
+    try {
+      process.sendSignal(1);
+    } catch (error) {
+      if (!(error instanceof SandboxError)) throw error;
+    }
+    const kill = setTimeout(() => process.kill(), this.options.killGraceMs).unref();
+    void process.exited.then(() => clearTimeout(kill));
+  }
+
+  private detached(session: PtySession): void {
+    clearTimeout(session.idleTimer);
+    session.idleTimer = setTimeout(() => this.delete(session), this.options.idleTimeoutMs).unref();
+  }
+}
