@@ -216,6 +216,7 @@ export class ProcessTable {
   }
 
   private resolveSpec(request: StartRequest): ProcessSpec {
+    assertExecArguments(request);
     const user: ResolvedUser | undefined = request.user === undefined ? undefined : resolveUser(request.user);
     const userEnv: Record<string, string> = user?.name
       ? { HOME: user.home ?? '/', USER: user.name, LOGNAME: user.name }
@@ -295,6 +296,24 @@ export class ProcessTable {
       finished--;
     }
   }
+}
+
+/** What exec(2) cannot carry: an empty command, NUL bytes, '=' in a variable's name. */
+function assertExecArguments({ command, args = [], env = {}, cwd }: StartRequest): void {
+  const fail = (field: string, problem: string) => {
+    throw new SandboxError('invalid_argument', `${field}: ${problem}`);
+  };
+  if (command === '') fail('command', 'must not be empty');
+  if (command.includes('\0')) fail('command', 'must not contain a NUL byte');
+  args.forEach((arg, i) => {
+    if (arg.includes('\0')) fail(`args.${i}`, 'must not contain a NUL byte');
+  });
+  for (const [name, value] of Object.entries(env)) {
+    if (name === '' || name.includes('=') || name.includes('\0'))
+      fail(`env.${name}`, "a name must be non-empty, without '=' or NUL");
+    if (value.includes('\0')) fail(`env.${name}`, 'must not contain a NUL byte');
+  }
+  if (cwd?.includes('\0')) fail('cwd', 'must not contain a NUL byte');
 }
 
 function assertDirectory(path: string): void {

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from './errors.ts';
@@ -223,17 +223,23 @@ export class SandboxProcess {
 }
 
 async function pipeIo(spec: ProcessSpec, log: OutputLog, stdinOptions: StdinOptions): Promise<ChildIo> {
-  const child = spawn(spec.command, spec.args, {
-    cwd: spec.cwd,
-    env: spec.env,
-    detached: true,
-    stdio: [
-      spec.stdin === 'pipe' ? 'pipe' : 'ignore',
-      spec.stdout === 'capture' ? 'pipe' : 'ignore',
-      spec.stderr === 'capture' ? 'pipe' : 'ignore',
-    ],
-    ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
-  });
+  let child: ChildProcess;
+  try {
+    child = spawn(spec.command, spec.args, {
+      cwd: spec.cwd,
+      env: spec.env,
+      detached: true,
+      stdio: [
+        spec.stdin === 'pipe' ? 'pipe' : 'ignore',
+        spec.stdout === 'capture' ? 'pipe' : 'ignore',
+        spec.stderr === 'capture' ? 'pipe' : 'ignore',
+      ],
+      ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
+    });
+  } catch (error) {
+    // Refused before any fork (bad arguments, no resources): no process exists.
+    throw spawnError(spec, error as NodeJS.ErrnoException);
+  }
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
     child.once('error', (error: NodeJS.ErrnoException) => reject(spawnError(spec, error)));
