@@ -12,7 +12,8 @@ after(async () => {
 });
 
 test('--envd listens on a second port that serves the same daemon', async () => {
-  const listening = () => [...daemon.output().matchAll(/listening on (http:\/\/\S+)/g)].map((m) => m[1] as string);
+  const listening = () =>
+    [...daemon.output().matchAll(/listening on (http:\/\/\S+)/g)].map((m) => m[1] as string);
   // The daemon prints one line per port; the second may still be on its way.
   await eventually(() => listening().length === 2);
   const urls = listening();
@@ -48,7 +49,15 @@ test('GET /envs is the environment processes start from', async () => {
 test('GET /metrics reports numbers for cpu, memory and disk', async () => {
   const response = await fetch(`${daemon.url}/metrics`);
   const metrics = (await response.json()) as Record<string, unknown>;
-  for (const field of ['ts', 'cpu_count', 'cpu_used_pct', 'mem_total', 'mem_used', 'disk_used', 'disk_total']) {
+  for (const field of [
+    'ts',
+    'cpu_count',
+    'cpu_used_pct',
+    'mem_total',
+    'mem_used',
+    'disk_used',
+    'disk_total',
+  ]) {
     assert.equal(typeof metrics[field], 'number', field);
   }
   assert.ok((metrics.mem_used as number) <= (metrics.mem_total as number));
