@@ -9,41 +9,37 @@ export interface OutputLine {
   readonly timestamp: number;
 }
 
-interface OpenLine {
-  parts: Buffer[];
-  id: number;
-  timestamp: number;
-}
-
 /** Joins records back into lines, per stream; a stream filter keeps only that stream's lines. */
 export class LineCutter {
-  private readonly open = new Map<StreamName, OpenLine>();
+  /** Per stream, the parts of a line not complete yet. */
+  private readonly open = new Map<StreamName, Buffer[]>();
 
   constructor(private readonly only?: StreamName) {}
 
   /** The line this record completes, if any. */
   push(record: LogRecord): OutputLine | undefined {
     if (this.only && record.stream !== this.only) return undefined;
-    let line = this.open.get(record.stream);
-    if (!line) {
-      line = { parts: [], id: record.seq, timestamp: record.timestamp };
-      this.open.set(record.stream, line);
+    const parts = this.open.get(record.stream);
+    if (!record.lineEnd) {
+      if (parts) parts.push(record.data);
+      else this.open.set(record.stream, [record.data]);
+      return undefined;
     }
-    line.parts.push(record.data);
-    line.id = record.seq;
-    line.timestamp = record.timestamp;
-    if (!record.lineEnd) return undefined;
-    this.open.delete(record.stream);
-    return toLine(record.stream, line);
+    let bytes = record.data;
+    if (parts) {
+      this.open.delete(record.stream);
+      bytes = Buffer.concat([...parts, record.data]);
+    }
+    if (bytes.at(-1) === 10) bytes = bytes.subarray(0, -1);
+    if (bytes.at(-1) === 13) bytes = bytes.subarray(0, -1);
+    // Buffer decoding replaces invalid UTF-8 with U+FFFD instead of failing.
+    return {
+      id: record.seq,
+      stream: record.stream,
+      text: bytes.toString('utf8'),
+      timestamp: record.timestamp,
+    };
   }
-}
-
-function toLine(stream: StreamName, line: OpenLine): OutputLine {
-  let bytes = line.parts.length === 1 ? (line.parts[0] as Buffer) : Buffer.concat(line.parts);
-  if (bytes.at(-1) === 10) bytes = bytes.subarray(0, -1);
-  if (bytes.at(-1) === 13) bytes = bytes.subarray(0, -1);
-  // Buffer decoding replaces invalid UTF-8 with U+FFFD instead of failing.
-  return { id: line.id, stream, text: bytes.toString('utf8'), timestamp: line.timestamp };
 }
 
 export interface LineQuery {

@@ -71,7 +71,6 @@ const zeroPerStream = (): Record<StreamName, number> => ({ stdout: 0, stderr: 0,
  */
 export class OutputLog {
   private readonly memory: LogRecord[] = [];
-  private memoryHead = 0;
   private readonly memoryBytes = zeroPerStream();
   private readonly segments: Segment[] = [];
   private segmentCount = 0;
@@ -148,10 +147,8 @@ export class OutputLog {
   /** Moves what a finished process holds in memory to disk, keeping the heap small. */
   settle(): void {
     let memoryTotal = 0;
-    for (let i = this.memoryHead; i < this.memory.length; i++) {
-      memoryTotal += (this.memory[i] as LogRecord).data.length + RECORD_OVERHEAD_BYTES;
-    }
-    if (memoryTotal > SETTLED_MEMORY_BYTES) this.spill(this.memory.length - this.memoryHead);
+    for (const record of this.memory) memoryTotal += record.data.length + RECORD_OVERHEAD_BYTES;
+    if (memoryTotal > SETTLED_MEMORY_BYTES) this.spill(this.memory.length);
   }
 
   /** Deletes the spill files. The log is unreadable afterwards. */
@@ -161,7 +158,6 @@ export class OutputLog {
     for (const segment of this.segments) closeSync(segment.fd);
     this.segments.length = 0;
     this.memory.length = 0;
-    this.memoryHead = 0;
     rmSync(this.options.spillDir, { recursive: true, force: true });
   }
 
@@ -267,11 +263,11 @@ export class OutputLog {
   }
 
   private memoryStartSeq(): number {
-    return this.memory[this.memoryHead]?.seq ?? this.nextSeq;
+    return this.memory[0]?.seq ?? this.nextSeq;
   }
 
   private readMemory(from: number, maxBytes: number): LogRecord[] {
-    const first = this.memoryHead + (from - this.memoryStartSeq());
+    const first = from - this.memoryStartSeq();
     const records: LogRecord[] = [];
     let bytes = 0;
     for (let i = first; i < this.memory.length && bytes < maxBytes; i++) {
@@ -289,9 +285,8 @@ export class OutputLog {
     const target = budget * 0.75;
     let count = 0;
     let freed = 0;
-    for (let i = this.memoryHead; i < this.memory.length; i++) {
+    for (const record of this.memory) {
       if (this.memoryBytes[stream] - freed <= target) break;
-      const record = this.memory[i] as LogRecord;
       if (record.stream === stream) freed += record.data.length + RECORD_OVERHEAD_BYTES;
       count++;
     }
@@ -301,7 +296,8 @@ export class OutputLog {
   /** Moves the oldest `count` records from memory to the current spill segment. */
   private spill(count: number): void {
     if (count <= 0) return;
-    const records = this.memory.slice(this.memoryHead, this.memoryHead + count);
+    // Spilled records leave the array at once: a reference kept here would keep their bytes.
+    const records = this.memory.splice(0, count);
     const segment = this.currentSegment(records[0] as LogRecord);
     let size = 0;
     for (const record of records) size += HEADER_BYTES + record.data.length;
@@ -319,11 +315,6 @@ export class OutputLog {
     writeFully(segment.fd, buffer);
     segment.size += size;
     segment.nextSeq = (records.at(-1) as LogRecord).seq + 1;
-    this.memoryHead += count;
-    if (this.memoryHead > 1024 && this.memoryHead * 2 > this.memory.length) {
-      this.memory.splice(0, this.memoryHead);
-      this.memoryHead = 0;
-    }
     this.enforceCap();
   }
 

@@ -20,12 +20,17 @@ export interface TestDaemon {
   stop(): Promise<number | null>;
 }
 
-/** Starts the real daemon (the CLI, through tsx) on a free loopback port. */
+/**
+ * Starts the real daemon (the CLI, through tsx) on a free loopback port; `built` runs the
+ * compiled CLI from dist/ instead, as `npm start` does (run `npm run build` first).
+ */
 export async function startDaemon(
   args: string[] = [],
   env: Record<string, string> = {},
+  { built = false } = {},
 ): Promise<TestDaemon> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', ...args], {
+  const cli = built ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'];
+  const child = spawn(process.execPath, [...cli, 'serve', '--port', '0', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
