@@ -47,7 +47,8 @@ export class Router {
   }
 }
 
-function safeDecode(text: string): string {
+/** Percent-decodes a path segment; a malformed one is taken as it is. */
+export function safeDecode(text: string): string {
   try {
     return decodeURIComponent(text);
   } catch {

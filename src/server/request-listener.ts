@@ -2,6 +2,7 @@ import type { IncomingMessage, RequestListener } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isAuthorized } from '../http/auth.ts';
 import type { Dialect } from '../http/dialect.ts';
+import { refuseUpgrade } from '../http/upgrade.ts';
 
 export interface RequestListenerOptions {
   dialects: Dialect[];
@@ -9,10 +10,27 @@ export interface RequestListenerOptions {
   token?: string;
 }
 
-/** Serves every dialect from one listener: auth first, then the dialect that owns the path. Any Host header is accepted. */
+/** The request target as a URL; undefined for a target no URL can be made of. */
+function requestUrl(req: IncomingMessage): URL | undefined {
+  try {
+    return new URL(req.url ?? '/', 'http://sandboxd');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Serves every dialect from one listener: auth first, then the dialect that owns the path.
+ * Any Host header is accepted.
+ */
 export function createRequestListener({ dialects, token }: RequestListenerOptions): RequestListener {
   return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://sandboxd');
+    const url = requestUrl(req);
+    if (!url) {
+      res.writeHead(400, { 'content-type': 'application/json', connection: 'close' });
+      res.end(JSON.stringify({ error: 'malformed request target', code: 'INVALID_REQUEST' }));
+      return;
+    }
     const dialect = dialects.find((d) => d.owns(url));
     if (token !== undefined && !(dialect?.isPublic(req, url) ?? false) && !isAuthorized(req, token)) {
       (dialect ?? (dialects[0] as Dialect)).unauthorized(res);
@@ -38,12 +56,14 @@ export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffe
 /** Hands a WebSocket upgrade to the dialect that owns the path; refuses it elsewhere. */
 export function createUpgradeListener(dialects: Dialect[]): UpgradeListener {
   return (req, socket, head) => {
-    const url = new URL(req.url ?? '/', 'http://sandboxd');
-    const dialect = dialects.find((d) => d.owns(url) && d.upgrade);
-    if (dialect?.upgrade) {
+    // Node takes its own error handler off an upgraded socket: a reset must not crash us.
+    socket.on('error', () => socket.destroy());
+    const url = requestUrl(req);
+    const dialect = url && dialects.find((d) => d.owns(url) && d.upgrade);
+    if (url && dialect?.upgrade) {
       dialect.upgrade(req, socket, head, url);
       return;
     }
-    socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    refuseUpgrade(socket, 404, 'Not Found');
   };
 }

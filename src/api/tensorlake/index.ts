@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProcessTable } from '../../core/process-table.ts';
 import type { Dialect } from '../../http/dialect.ts';
-import { Router } from '../../http/router.ts';
+import { Router, safeDecode } from '../../http/router.ts';
+import { refuseUpgrade } from '../../http/upgrade.ts';
 import { ApiError, sendError } from './errors.ts';
 import type { Limits } from './limits.ts';
 import { outputRoutes } from './output.ts';
@@ -63,10 +64,9 @@ export function tensorlakeDialect({ table, limits, pty, version, startedAt }: Te
     owns: (url) => url.pathname === PREFIX || url.pathname.startsWith(`${PREFIX}/`),
     isPublic: (req, url) => req.method === 'GET' && url.pathname === `${PREFIX}/health`,
     upgrade(req, socket, head, url) {
-      const match = WEBSOCKET_PATH.exec(url.pathname);
-      if (match?.groups)
-        terminals.upgrade(req, socket, head, url, decodeURIComponent(match.groups.id as string));
-      else socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      const id = WEBSOCKET_PATH.exec(url.pathname)?.groups?.id;
+      if (id) terminals.upgrade(req, socket, head, url, safeDecode(id));
+      else refuseUpgrade(socket, 404, 'Not Found');
     },
     unauthorized: (res) => sendJson(res, 401, { error: 'unauthorized', code: 'UNAUTHORIZED' }),
     async handle(req: IncomingMessage, res: ServerResponse, url: URL) {

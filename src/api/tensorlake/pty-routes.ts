@@ -6,6 +6,7 @@ import type { ProcessTable } from '../../core/process-table.ts';
 import { tokensMatch } from '../../http/auth.ts';
 import { readJson } from '../../http/body.ts';
 import type { RouteContext } from '../../http/router.ts';
+import { refuseUpgrade } from '../../http/upgrade.ts';
 import { ApiError, toApiError } from './errors.ts';
 import type { Limits } from './limits.ts';
 import { type PtySession, type PtySessionOptions, PtySessions } from './pty-sessions.ts';
@@ -93,7 +94,7 @@ export function ptyRoutes(table: ProcessTable, limits: Limits, options: PtyOptio
         if (!tokensMatch(presented, session.token))
           throw new ApiError(403, 'INVALID_TOKEN', 'invalid terminal token');
       } catch (error) {
-        refuseUpgrade(socket, error);
+        refuseWith(socket, error);
         return;
       }
       sockets.handleUpgrade(req, socket, head, (ws) => serveTerminal(ws, session, sessions, options));
@@ -101,11 +102,12 @@ export function ptyRoutes(table: ProcessTable, limits: Limits, options: PtyOptio
   };
 }
 
-function refuseUpgrade(socket: Duplex, error: unknown): void {
+function refuseWith(socket: Duplex, error: unknown): void {
   const { status, code, message } = toApiError(error);
-  const body = JSON.stringify({ error: message, code });
-  socket.end(
-    `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Forbidden'}\r\n` +
-      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  refuseUpgrade(
+    socket,
+    status,
+    status === 404 ? 'Not Found' : 'Forbidden',
+    JSON.stringify({ error: message, code }),
   );
 }
