@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { restClient } from './helpers/api.ts';
 import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
@@ -128,4 +129,18 @@ test('names address processes; a managed process restarts by its policy', async 
   });
   const incarnations = (await client.call('GET', '/processes')).body as { processes: { name?: string }[] };
   assert.equal(incarnations.processes.filter((p) => p.name === 'flaky').length, 3);
+});
+
+test('finished processes hold no file descriptors, whatever they printed', async () => {
+  const descriptors = () => readdirSync(`/proc/${daemon.child.pid}/fd`).length;
+  const before = descriptors();
+  for (let i = 0; i < 20; i++) {
+    // 2 MiB of output: more than the memory budget, so it goes to spill files.
+    const { pid } = await client.start({
+      command: 'head',
+      args: ['-c', String(2 * 1024 * 1024), '/dev/zero'],
+    });
+    await client.waitForEnd(pid);
+  }
+  assert.ok(descriptors() < before + 5, `${descriptors() - before} more descriptors after 20 processes`);
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -123,5 +123,44 @@ test('tailStart finds where the last N bytes of a terminal log begin, on disk to
   const all = await readFrom(await log.tailStart('pty', 10 ** 9));
   assert.equal(all[0]?.seq, 1);
   assert.equal(all.length, 10_000);
+  log.release();
+});
+
+test('the cap of one stream drops only that stream, counting record headers as disk use', async () => {
+  const log = newLog({ memoryBytesPerStream: 4096, maxBytesPerStream: 256 * 1024 });
+  log.append('stderr', Buffer.from('IMPORTANT-ERROR\n'));
+  for (let i = 0; i < 50_000; i++) log.append('stdout', Buffer.from('y\n'));
+  log.close();
+  assert.deepEqual(
+    (await readLines(log, { stream: 'stderr' })).lines.map((l) => l.text),
+    ['IMPORTANT-ERROR'],
+  );
+  assert.equal(log.truncatedBytes('stderr'), 0);
+  const kept = (await readLines(log, { stream: 'stdout' })).lines.length;
+  assert.ok(log.truncatedBytes('stdout') > 0);
+  assert.equal(kept * 2 + log.truncatedBytes('stdout'), 100_000);
+  // 2 bytes of output cost a 30-byte header on disk: far fewer than 256 KiB / 2 lines stay.
+  assert.ok(kept < (256 * 1024) / 30, `kept ${kept} lines`);
+  log.release();
+});
+
+test('when the disk fails, spilled output is dropped and counted, and memory stays bounded', async () => {
+  // A spill folder below a file cannot be created.
+  const blocker = join(root, `blocker-${++logs}`);
+  writeFileSync(blocker, '');
+  const log = new OutputLog({
+    spillDir: join(blocker, 'spill'),
+    memoryBytesPerStream: 4096,
+    maxBytesPerStream: 1024 * 1024,
+    maxLineBytes: 1024,
+  });
+  for (let i = 0; i < 10_000; i++) log.append('stdout', Buffer.from(`line ${i}\n`));
+  log.close();
+  const { lines } = await readLines(log, {});
+  assert.ok(lines.length > 0 && lines.length < 10_000);
+  assert.equal(lines.at(-1)?.text, 'line 9999');
+  const total = Array.from({ length: 10_000 }, (_, i) => `line ${i}\n`.length).reduce((a, b) => a + b);
+  const kept = lines.reduce((sum, line) => sum + line.text.length + 1, 0);
+  assert.equal(kept + log.truncatedBytes('stdout'), total);
   log.release();
 });

@@ -1,6 +1,5 @@
-import { closeSync, mkdirSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { StreamSpill } from './stream-spill.ts';
 
 export type StreamName = 'stdout' | 'stderr' | 'pty';
 const STREAM_CODES: readonly StreamName[] = ['stdout', 'stderr', 'pty'];
@@ -33,7 +32,10 @@ export interface OutputLogOptions {
   spillDir: string;
   /** Newest bytes kept in memory, per stream. */
   memoryBytesPerStream: number;
-  /** Bytes kept in all (memory and spill), per stream; past it the oldest segment is dropped. */
+  /**
+   * Bytes kept in all per stream (in memory, and on disk with record headers); past it the
+   * stream's oldest segment is dropped.
+   */
   maxBytesPerStream: number;
   /** A line longer than this is cut into several lines. */
   maxLineBytes: number;
@@ -42,25 +44,9 @@ export interface OutputLogOptions {
 // What a record costs in memory beyond its bytes (object, Buffer view); counted so that a flood
 // of one-byte lines cannot grow the heap past the memory budget.
 const RECORD_OVERHEAD_BYTES = 128;
-// Header of a record in a spill segment: seq u48, stream u8, flags u8, timestamp u48,
-// offset u48, replayFrom u48, length u32.
-const HEADER_BYTES = 30;
-const INDEX_EVERY_BYTES = 64 * 1024;
 const READ_BLOCK_BYTES = 256 * 1024;
 // A finished process keeps no more than this in memory; the rest goes to its spill file.
 const SETTLED_MEMORY_BYTES = 64 * 1024;
-
-interface Segment {
-  readonly path: string;
-  readonly fd: number;
-  readonly firstSeq: number;
-  nextSeq: number;
-  size: number;
-  readonly streamBytes: Record<StreamName, number>;
-  /** Sparse (seq, file position) pairs in ascending order, the first at position 0. */
-  readonly index: { seq: number; pos: number }[];
-  lastIndexedPos: number;
-}
 
 const zeroPerStream = (): Record<StreamName, number> => ({ stdout: 0, stderr: 0, pty: 0 });
 
@@ -72,9 +58,7 @@ const zeroPerStream = (): Record<StreamName, number> => ({ stdout: 0, stderr: 0,
 export class OutputLog {
   private readonly memory: LogRecord[] = [];
   private readonly memoryBytes = zeroPerStream();
-  private readonly segments: Segment[] = [];
-  private segmentCount = 0;
-  private readonly storedBytes = zeroPerStream();
+  private readonly spills = new Map<StreamName, StreamSpill>();
   private readonly droppedBytes = zeroPerStream();
   private readonly streamOffsets = zeroPerStream();
   private readonly openLineBytes = zeroPerStream();
@@ -85,7 +69,7 @@ export class OutputLog {
   };
   private readonly waiters = new Set<() => void>();
   private nextSeq = 1;
-  private firstRetainedSeq = 1;
+  private spillFailureReported = false;
   private isClosed = false;
   private isReleased = false;
 
@@ -98,14 +82,16 @@ export class OutputLog {
 
   /** The oldest sequence number still readable; older records were dropped past the cap. */
   get startSeq(): number {
-    return this.firstRetainedSeq;
+    let start = this.memoryStartSeq();
+    for (const spill of this.spills.values()) start = Math.min(start, spill.firstSeq ?? start);
+    return start;
   }
 
   get closed(): boolean {
     return this.isClosed;
   }
 
-  /** Bytes of a stream (or of all streams) dropped because the log outgrew its cap. */
+  /** Bytes of a stream (or of all streams) dropped: past the cap, or when the disk failed. */
   truncatedBytes(stream?: StreamName): number {
     if (stream) return this.droppedBytes[stream];
     return this.droppedBytes.stdout + this.droppedBytes.stderr + this.droppedBytes.pty;
@@ -144,21 +130,29 @@ export class OutputLog {
     this.wake();
   }
 
-  /** Moves what a finished process holds in memory to disk, keeping the heap small. */
+  /**
+   * For a finished process: moves what it holds in memory to disk, keeping the heap small, and
+   * closes its files; reads open them again by name.
+   */
   settle(): void {
     let memoryTotal = 0;
     for (const record of this.memory) memoryTotal += record.data.length + RECORD_OVERHEAD_BYTES;
     if (memoryTotal > SETTLED_MEMORY_BYTES) this.spill(this.memory.length);
+    for (const spill of this.spills.values()) spill.closeWriter();
   }
 
   /** Deletes the spill files. The log is unreadable afterwards. */
   release(): void {
     this.isReleased = true;
     this.close();
-    for (const segment of this.segments) closeSync(segment.fd);
-    this.segments.length = 0;
+    for (const spill of this.spills.values()) spill.closeWriter();
+    this.spills.clear();
     this.memory.length = 0;
-    rmSync(this.options.spillDir, { recursive: true, force: true });
+    try {
+      rmSync(this.options.spillDir, { recursive: true, force: true });
+    } catch {
+      // Nothing could be spilled there in the first place.
+    }
   }
 
   /**
@@ -167,14 +161,15 @@ export class OutputLog {
    */
   async read(fromSeq: number, maxBytes = READ_BLOCK_BYTES): Promise<LogRecord[]> {
     for (;;) {
-      const from = Math.max(fromSeq, this.firstRetainedSeq);
-      if (this.isReleased || from >= this.nextSeq) return [];
+      if (this.isReleased || fromSeq >= this.nextSeq) return [];
       const memoryStart = this.memoryStartSeq();
-      if (from >= memoryStart) return this.readMemory(from, maxBytes);
+      if (fromSeq >= memoryStart) return this.readMemory(fromSeq, maxBytes);
       try {
-        return await this.readSpilled(from, maxBytes);
+        const spilled = await this.readSpilled(fromSeq, maxBytes);
+        if (spilled.length > 0) return spilled;
+        fromSeq = memoryStart;
       } catch (error) {
-        // The segment was dropped past the cap while we read it: start again from what is left.
+        // A segment was dropped past the cap while we read it: read again what is left.
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       }
     }
@@ -198,7 +193,7 @@ export class OutputLog {
    */
   async tailStart(stream: StreamName, maxBytes: number): Promise<number> {
     const from = this.streamOffsets[stream] - maxBytes;
-    let low = this.firstRetainedSeq;
+    let low = this.startSeq;
     let high = this.nextSeq;
     while (low < high) {
       const middle = Math.floor((low + high) / 2);
@@ -259,7 +254,6 @@ export class OutputLog {
     this.streamOffsets[stream] += data.length;
     this.memory.push({ seq, stream, offset, timestamp, data, lineEnd, replayFrom });
     this.memoryBytes[stream] += data.length + RECORD_OVERHEAD_BYTES;
-    this.storedBytes[stream] += data.length;
   }
 
   private memoryStartSeq(): number {
@@ -293,143 +287,73 @@ export class OutputLog {
     this.spill(count);
   }
 
-  /** Moves the oldest `count` records from memory to the current spill segment. */
+  /**
+   * Moves the oldest `count` records from memory to their streams' spill segments. When the
+   * disk fails (full, out of descriptors) the records are dropped and counted, not kept:
+   * memory stays bounded whatever happens to the disk.
+   */
   private spill(count: number): void {
     if (count <= 0) return;
     // Spilled records leave the array at once: a reference kept here would keep their bytes.
     const records = this.memory.splice(0, count);
-    const segment = this.currentSegment(records[0] as LogRecord);
-    let size = 0;
-    for (const record of records) size += HEADER_BYTES + record.data.length;
-    const buffer = Buffer.allocUnsafe(size);
-    let pos = 0;
+    const byStream = new Map<StreamName, LogRecord[]>();
     for (const record of records) {
-      if (segment.size + pos - segment.lastIndexedPos >= INDEX_EVERY_BYTES) {
-        segment.index.push({ seq: record.seq, pos: segment.size + pos });
-        segment.lastIndexedPos = segment.size + pos;
-      }
-      pos = encodeRecord(record, buffer, pos);
-      segment.streamBytes[record.stream] += record.data.length;
       this.memoryBytes[record.stream] -= record.data.length + RECORD_OVERHEAD_BYTES;
+      const list = byStream.get(record.stream);
+      if (list) list.push(record);
+      else byStream.set(record.stream, [record]);
     }
-    writeFully(segment.fd, buffer);
-    segment.size += size;
-    segment.nextSeq = (records.at(-1) as LogRecord).seq + 1;
-    this.enforceCap();
-  }
-
-  private currentSegment(first: LogRecord): Segment {
-    const segmentBytes = Math.max(64 * 1024, Math.floor(this.options.maxBytesPerStream / 8));
-    const current = this.segments.at(-1);
-    if (current && current.size < segmentBytes) return current;
-    if (this.segmentCount === 0) mkdirSync(this.options.spillDir, { recursive: true });
-    const path = join(this.options.spillDir, `segment-${this.segmentCount++}.log`);
-    const segment: Segment = {
-      path,
-      fd: openSync(path, 'w'),
-      firstSeq: first.seq,
-      nextSeq: first.seq,
-      size: 0,
-      streamBytes: zeroPerStream(),
-      index: [{ seq: first.seq, pos: 0 }],
-      lastIndexedPos: 0,
-    };
-    this.segments.push(segment);
-    return segment;
-  }
-
-  private enforceCap(): void {
-    const cap = this.options.maxBytesPerStream;
-    const overCap = () => STREAM_CODES.some((stream) => this.storedBytes[stream] > cap);
-    while (this.segments.length > 0 && overCap()) {
-      const oldest = this.segments.shift() as Segment;
-      closeSync(oldest.fd);
-      unlinkSync(oldest.path);
-      for (const stream of STREAM_CODES) {
-        this.storedBytes[stream] -= oldest.streamBytes[stream];
-        this.droppedBytes[stream] += oldest.streamBytes[stream];
+    for (const [stream, list] of byStream) {
+      try {
+        this.spillOf(stream).append(list);
+      } catch (error) {
+        for (const record of list) this.droppedBytes[stream] += record.data.length;
+        if (!this.spillFailureReported) {
+          this.spillFailureReported = true;
+          console.error(`sandboxd: cannot spill output to ${this.options.spillDir}, dropping it:`, error);
+        }
       }
-      this.firstRetainedSeq = this.segments[0]?.firstSeq ?? this.memoryStartSeq();
+      this.enforceCap(stream);
     }
   }
 
+  private spillOf(stream: StreamName): StreamSpill {
+    let spill = this.spills.get(stream);
+    if (!spill) {
+      const segmentBytes = Math.max(64 * 1024, Math.floor(this.options.maxBytesPerStream / 8));
+      spill = new StreamSpill(this.options.spillDir, stream, segmentBytes);
+      this.spills.set(stream, spill);
+    }
+    return spill;
+  }
+
+  private enforceCap(stream: StreamName): void {
+    const spill = this.spills.get(stream);
+    if (!spill) return;
+    const inMemory = () => this.memoryBytes[stream];
+    while (spill.bytes > 0 && spill.bytes + inMemory() > this.options.maxBytesPerStream) {
+      this.droppedBytes[stream] += spill.dropOldest();
+    }
+  }
+
+  /**
+   * Records with seq >= from from disk, in sequence order, across streams: each stream is read
+   * on its own, and the merge stops where the first stream that has more was cut off.
+   */
   private async readSpilled(from: number, maxBytes: number): Promise<LogRecord[]> {
-    const segment = this.segments.find((s) => from < s.nextSeq) as Segment;
-    let entry = segment.index[0] as { seq: number; pos: number };
-    for (const candidate of segment.index) {
-      if (candidate.seq > from) break;
-      entry = candidate;
+    const reads = await Promise.all([...this.spills.values()].map((spill) => spill.read(from, maxBytes)));
+    let cut = Infinity;
+    for (const { records, more } of reads) {
+      const last = records.at(-1);
+      if (more && last && last.seq < cut) cut = last.seq;
     }
-    const end = segment.size;
-    const records: LogRecord[] = [];
-    let bytes = 0;
-    const file = await open(segment.path, 'r');
-    try {
-      let pos = entry.pos;
-      while (pos < end && bytes < maxBytes) {
-        const length = Math.min(end - pos, Math.max(READ_BLOCK_BYTES, maxBytes - bytes + HEADER_BYTES));
-        const block = Buffer.allocUnsafe(length);
-        const { bytesRead } = await file.read(block, 0, length, pos);
-        let at = 0;
-        while (at + HEADER_BYTES <= bytesRead && bytes < maxBytes) {
-          const dataLength = block.readUInt32LE(at + 26);
-          if (at + HEADER_BYTES + dataLength > bytesRead) break;
-          const record = decodeRecord(block, at, dataLength);
-          at += HEADER_BYTES + dataLength;
-          if (record.seq < from) continue;
-          records.push(record);
-          bytes += dataLength;
-        }
-        if (at === 0) {
-          // One record larger than the block: read exactly that record.
-          const dataLength = block.readUInt32LE(26);
-          const whole = Buffer.allocUnsafe(HEADER_BYTES + dataLength);
-          await file.read(whole, 0, whole.length, pos);
-          const record = decodeRecord(whole, 0, dataLength);
-          if (record.seq >= from) {
-            records.push(record);
-            bytes += dataLength;
-          }
-          at = whole.length;
-        }
-        pos += at;
-      }
-    } finally {
-      await file.close();
-    }
-    return records;
+    return reads
+      .flatMap(({ records }) => records)
+      .filter((record) => record.seq <= cut)
+      .sort((a, b) => a.seq - b.seq);
   }
 
   private wake(): void {
     for (const waiter of [...this.waiters]) waiter();
   }
-}
-
-function encodeRecord(record: LogRecord, buffer: Buffer, pos: number): number {
-  buffer.writeUIntLE(record.seq, pos, 6);
-  buffer.writeUInt8(STREAM_CODES.indexOf(record.stream), pos + 6);
-  buffer.writeUInt8(record.lineEnd ? 1 : 0, pos + 7);
-  buffer.writeUIntLE(record.timestamp, pos + 8, 6);
-  buffer.writeUIntLE(record.offset, pos + 14, 6);
-  buffer.writeUIntLE(record.replayFrom, pos + 20, 6);
-  buffer.writeUInt32LE(record.data.length, pos + 26);
-  record.data.copy(buffer, pos + HEADER_BYTES);
-  return pos + HEADER_BYTES + record.data.length;
-}
-
-function decodeRecord(block: Buffer, at: number, dataLength: number): LogRecord {
-  return {
-    seq: block.readUIntLE(at, 6),
-    stream: STREAM_CODES[block.readUInt8(at + 6)] as StreamName,
-    lineEnd: block.readUInt8(at + 7) === 1,
-    timestamp: block.readUIntLE(at + 8, 6),
-    offset: block.readUIntLE(at + 14, 6),
-    replayFrom: block.readUIntLE(at + 20, 6),
-    data: block.subarray(at + HEADER_BYTES, at + HEADER_BYTES + dataLength),
-  };
-}
-
-function writeFully(fd: number, buffer: Buffer): void {
-  let written = 0;
-  while (written < buffer.length) written += writeSync(fd, buffer, written);
 }

@@ -1,0 +1,202 @@
+import { closeSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LogRecord, StreamName } from './output-log.ts';
+
+// Header of a record on disk: seq u48, stream u8, flags u8, timestamp u48, offset u48,
+// replayFrom u48, length u32.
+export const HEADER_BYTES = 30;
+const STREAM_CODES: readonly StreamName[] = ['stdout', 'stderr', 'pty'];
+const INDEX_EVERY_BYTES = 64 * 1024;
+const READ_BLOCK_BYTES = 256 * 1024;
+
+interface Segment {
+  readonly path: string;
+  /** Open for appending only while this is the stream's newest segment. */
+  fd: number | undefined;
+  readonly firstSeq: number;
+  /** One past the last record's sequence number. */
+  nextSeq: number;
+  size: number;
+  dataBytes: number;
+  /** Sparse (seq, file position) pairs in ascending order, the first at position 0. */
+  readonly index: { seq: number; pos: number }[];
+  lastIndexedPos: number;
+}
+
+export interface SpillRead {
+  records: LogRecord[];
+  /** More of this stream's records are on disk after the last one returned. */
+  more: boolean;
+}
+
+/**
+ * One stream's older records, in segment files on disk, oldest first. Dropping the oldest
+ * segment past the cap touches this stream alone. Reads open the file by path, so a segment
+ * needs no descriptor once it is full.
+ */
+export class StreamSpill {
+  private readonly segments: Segment[] = [];
+  private segmentCount = 0;
+  private diskBytes = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly stream: StreamName,
+    private readonly segmentBytes: number,
+  ) {}
+
+  /** Bytes on disk, record headers included. */
+  get bytes(): number {
+    return this.diskBytes;
+  }
+
+  get firstSeq(): number | undefined {
+    return this.segments[0]?.firstSeq;
+  }
+
+  /** Appends records (in sequence order); throws on an I/O error, having written none of them. */
+  append(records: readonly LogRecord[]): void {
+    const segment = this.writableSegment(records[0] as LogRecord);
+    let size = 0;
+    for (const record of records) size += HEADER_BYTES + record.data.length;
+    const buffer = Buffer.allocUnsafe(size);
+    let pos = 0;
+    const index: { seq: number; pos: number }[] = [];
+    let lastIndexedPos = segment.lastIndexedPos;
+    for (const record of records) {
+      if (segment.size + pos - lastIndexedPos >= INDEX_EVERY_BYTES) {
+        lastIndexedPos = segment.size + pos;
+        index.push({ seq: record.seq, pos: lastIndexedPos });
+      }
+      pos = encodeRecord(record, buffer, pos);
+    }
+    try {
+      // Positional writes: after a failed (partial) write the next one starts at the same place.
+      let written = 0;
+      while (written < size)
+        written += writeSync(segment.fd as number, buffer, written, size - written, segment.size + written);
+    } catch (error) {
+      this.closeWriter();
+      throw error;
+    }
+    segment.index.push(...index);
+    segment.lastIndexedPos = lastIndexedPos;
+    segment.size += size;
+    segment.dataBytes += size - HEADER_BYTES * records.length;
+    segment.nextSeq = (records.at(-1) as LogRecord).seq + 1;
+    this.diskBytes += size;
+  }
+
+  /** Drops the oldest segment; returns how many bytes of output went with it. */
+  dropOldest(): number {
+    const oldest = this.segments.shift();
+    if (!oldest) return 0;
+    if (oldest.fd !== undefined) closeSync(oldest.fd);
+    unlinkSync(oldest.path);
+    this.diskBytes -= oldest.size;
+    return oldest.dataBytes;
+  }
+
+  /** Closes the newest segment's descriptor; a later append opens a new segment. */
+  closeWriter(): void {
+    const current = this.segments.at(-1);
+    if (current?.fd === undefined) return;
+    closeSync(current.fd);
+    current.fd = undefined;
+  }
+
+  /** Records with seq >= from, from the first segment that has any, up to about maxBytes. */
+  async read(from: number, maxBytes: number): Promise<SpillRead> {
+    const at = this.segments.findIndex((s) => from < s.nextSeq);
+    const segment = this.segments[at];
+    if (!segment) return { records: [], more: false };
+    let entry = segment.index[0] as { seq: number; pos: number };
+    for (const candidate of segment.index) {
+      if (candidate.seq > from) break;
+      entry = candidate;
+    }
+    const end = segment.size;
+    const records: LogRecord[] = [];
+    let bytes = 0;
+    let pos = entry.pos;
+    const file = await open(segment.path, 'r');
+    try {
+      while (pos < end && bytes < maxBytes) {
+        const length = Math.min(end - pos, Math.max(READ_BLOCK_BYTES, maxBytes - bytes + HEADER_BYTES));
+        const block = Buffer.allocUnsafe(length);
+        const { bytesRead } = await file.read(block, 0, length, pos);
+        let taken = 0;
+        while (taken + HEADER_BYTES <= bytesRead && bytes < maxBytes) {
+          const dataLength = block.readUInt32LE(taken + 26);
+          if (taken + HEADER_BYTES + dataLength > bytesRead) break;
+          const record = decodeRecord(block, taken, dataLength);
+          taken += HEADER_BYTES + dataLength;
+          if (record.seq < from) continue;
+          records.push(record);
+          bytes += dataLength;
+        }
+        if (taken === 0) {
+          // One record larger than the block: read exactly that record.
+          const dataLength = block.readUInt32LE(26);
+          const whole = Buffer.allocUnsafe(HEADER_BYTES + dataLength);
+          await file.read(whole, 0, whole.length, pos);
+          const record = decodeRecord(whole, 0, dataLength);
+          if (record.seq >= from) {
+            records.push(record);
+            bytes += dataLength;
+          }
+          taken = whole.length;
+        }
+        pos += taken;
+      }
+    } finally {
+      await file.close();
+    }
+    return { records, more: pos < end || at < this.segments.length - 1 };
+  }
+
+  private writableSegment(first: LogRecord): Segment {
+    const current = this.segments.at(-1);
+    if (current?.fd !== undefined && current.size < this.segmentBytes) return current;
+    this.closeWriter();
+    if (this.segmentCount === 0) mkdirSync(this.dir, { recursive: true });
+    const path = join(this.dir, `${this.stream}-${this.segmentCount++}.log`);
+    const segment: Segment = {
+      path,
+      fd: openSync(path, 'w'),
+      firstSeq: first.seq,
+      nextSeq: first.seq,
+      size: 0,
+      dataBytes: 0,
+      index: [{ seq: first.seq, pos: 0 }],
+      lastIndexedPos: 0,
+    };
+    this.segments.push(segment);
+    return segment;
+  }
+}
+
+function encodeRecord(record: LogRecord, buffer: Buffer, pos: number): number {
+  buffer.writeUIntLE(record.seq, pos, 6);
+  buffer.writeUInt8(STREAM_CODES.indexOf(record.stream), pos + 6);
+  buffer.writeUInt8(record.lineEnd ? 1 : 0, pos + 7);
+  buffer.writeUIntLE(record.timestamp, pos + 8, 6);
+  buffer.writeUIntLE(record.offset, pos + 14, 6);
+  buffer.writeUIntLE(record.replayFrom, pos + 20, 6);
+  buffer.writeUInt32LE(record.data.length, pos + 26);
+  record.data.copy(buffer, pos + HEADER_BYTES);
+  return pos + HEADER_BYTES + record.data.length;
+}
+
+function decodeRecord(block: Buffer, at: number, dataLength: number): LogRecord {
+  return {
+    seq: block.readUIntLE(at, 6),
+    stream: STREAM_CODES[block.readUInt8(at + 6)] as StreamName,
+    lineEnd: block.readUInt8(at + 7) === 1,
+    timestamp: block.readUIntLE(at + 8, 6),
+    offset: block.readUIntLE(at + 14, 6),
+    replayFrom: block.readUIntLE(at + 20, 6),
+    data: block.subarray(at + HEADER_BYTES, at + HEADER_BYTES + dataLength),
+  };
+}
