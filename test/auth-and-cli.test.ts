@@ -319,6 +319,26 @@ describe('graceful shutdown', () => {
     }
   });
 
+  test('SIGTERM to the daemon also ends what a finished process left running in its group', async () => {
+    const daemon = await startDaemon();
+    const pids: number[] = [];
+    try {
+      const client = restClient(daemon);
+      const { pid } = await client.start({ command: 'sh', args: ['-c', 'sleep 1000 & echo $!'] });
+      const { lines } = await client.follow(pid);
+      const orphan = Number(lines[0]?.line);
+      pids.push(orphan);
+      assert.equal((await client.get(pid)).status, 'exited');
+      assert.equal(isAlive(orphan), true);
+
+      assert.equal(await stopWithin(daemon), 0);
+      await eventually(() => !isAlive(orphan), 2000);
+    } finally {
+      await stopWithin(daemon);
+      killLeftovers(pids);
+    }
+  });
+
   test('shutdown sends SIGTERM first: a TERM handler runs, and the grace is not waited out', async () => {
     const daemon = await startDaemon();
     const dir = await mkdtemp(join(tmpdir(), 'sandboxd-shutdown-'));

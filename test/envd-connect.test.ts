@@ -277,3 +277,31 @@ describe('process.Process over Connect with binary protobuf', () => {
     assert.equal(grpcWeb.stdout, 'web\n');
   });
 });
+
+test('a Start whose deadline passes ends the stream with deadline_exceeded, not as a success', async () => {
+  // A raw Connect request, so that the server, not the client, has to enforce the deadline.
+  const message = Buffer.from(JSON.stringify({ process: { cmd: 'sleep', args: ['30'] }, stdin: false }));
+  const envelope = Buffer.alloc(5 + message.length);
+  envelope.writeUInt32BE(message.length, 1);
+  message.copy(envelope, 5);
+  const response = await fetch(`${daemon.url}/process.Process/Start`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/connect+json', 'connect-timeout-ms': '500' },
+    body: envelope,
+  });
+  const body = Buffer.from(await response.arrayBuffer());
+  const frames: { flags: number; json: Record<string, unknown> }[] = [];
+  for (let at = 0; at < body.length; ) {
+    const length = body.readUInt32BE(at + 1);
+    frames.push({
+      flags: body[at] as number,
+      json: JSON.parse(body.subarray(at + 5, at + 5 + length).toString()),
+    });
+    at += 5 + length;
+  }
+  const start = frames[0]?.json as { event: { start: { pid: number } } };
+  const last = frames.at(-1);
+  assert.equal(last?.flags, 2, 'the last frame ends the stream');
+  assert.equal((last?.json.error as { code: string }).code, 'deadline_exceeded');
+  await eventually(async () => (await restClient(daemon).get(start.event.start.pid)).signal === 9);
+});

@@ -144,3 +144,40 @@ test('finished processes hold no file descriptors, whatever they printed', async
   }
   assert.ok(descriptors() < before + 5, `${descriptors() - before} more descriptors after 20 processes`);
 });
+
+test('concurrent restarts leave one incarnation running; a kill during a restart wins', async () => {
+  await client.start({ command: 'sleep', args: ['1000'], name: 'restarted' });
+  const running = async () =>
+    (
+      (await client.call('GET', '/processes')).body as { processes: { name?: string; status: string }[] }
+    ).processes.filter((p) => p.name === 'restarted' && p.status === 'running').length;
+  const answers = await Promise.all([1, 2, 3].map(() => client.call('POST', '/processes/restarted/restart')));
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    [200, 200, 200],
+  );
+  // Whether they overlapped or ran one after another, one incarnation runs.
+  assert.equal(await running(), 1);
+
+  const restart = client.call('POST', '/processes/restarted/restart');
+  assert.equal((await client.call('DELETE', '/processes/restarted')).status, 204);
+  await restart;
+  await eventually(async () => (await running()) === 0);
+  // Nothing comes back: the kill stopped supervision.
+  const { managed } = await client.get('restarted');
+  assert.equal(managed?.status, 'stopped');
+  assert.equal(await running(), 0);
+});
+
+test('a run timeout of 30 days is 30 days, not a timer that fires at once', async () => {
+  const response = await fetch(`${daemon.api}/processes/run`, {
+    method: 'POST',
+    body: JSON.stringify({ command: 'sh', args: ['-c', 'sleep 0.2; echo done'], timeout: 30 * 24 * 3600 }),
+  });
+  const frames = (await response.text())
+    .split('\n')
+    .filter((line) => line.startsWith('data: '))
+    .map((line) => JSON.parse(line.slice(6)));
+  assert.deepEqual(frames.at(-1), { exit_code: 0 });
+  assert.equal(frames.at(-2)?.line, 'done');
+});

@@ -6,16 +6,8 @@ import { SandboxError } from './errors.ts';
 import type { OutputLogOptions } from './output-log.ts';
 import { type ProcessOptions, type ProcessSpec, SandboxProcess } from './process.ts';
 import type { TerminalSize } from './pty.ts';
+import { type ManagedState, type RestartPolicy, Supervisor } from './supervisor.ts';
 import { type ResolvedUser, resolveUser, type UserSpec } from './users.ts';
-
-export type RestartPolicyName = 'never' | 'on_failure' | 'always';
-
-export interface RestartPolicy {
-  policy: RestartPolicyName;
-  maxRestarts?: number;
-  initialBackoffMs: number;
-  maxBackoffMs: number;
-}
 
 /** A request to start a process, as the adapters hand it over. */
 export interface StartRequest {
@@ -48,30 +40,6 @@ export interface TableOptions {
   retainFinishedMs: number;
 }
 
-interface Supervisor {
-  readonly spec: ProcessSpec;
-  readonly policy: RestartPolicy;
-  /** Names the managed process across incarnations: its name, else its first pid. */
-  readonly id: string;
-  current: SandboxProcess;
-  restarts: number;
-  timer?: NodeJS.Timeout;
-  nextRestartAt?: number;
-  /** Set by kill and by shutdown: no more restarts. */
-  stopped: boolean;
-}
-
-/** What the table knows of a managed process, whichever incarnation is asked about. */
-export interface ManagedState {
-  id: string;
-  name?: string;
-  status: 'running' | 'backing_off' | 'stopped';
-  restartCount: number;
-  policy: RestartPolicy;
-  /** Milliseconds since the epoch, while backing off. */
-  nextRestartAt?: number;
-}
-
 /** Every process the daemon started, running and finished, by pid and by name. */
 export class ProcessTable {
   private readonly processes = new Map<number, SandboxProcess>();
@@ -99,9 +67,7 @@ export class ProcessTable {
     if (name !== undefined || request.restart) {
       const policy = request.restart ?? { policy: 'never', initialBackoffMs: 500, maxBackoffMs: 30_000 };
       const id = name ?? String(process.pid);
-      const supervisor: Supervisor = { spec, policy, id, current: process, restarts: 0, stopped: false };
-      this.supervisors.set(spec, supervisor);
-      this.supervise(supervisor, process);
+      this.supervisors.set(spec, new Supervisor(id, spec, policy, process, (next) => this.spawn(next)));
     }
     return process;
   }
@@ -127,17 +93,7 @@ export class ProcessTable {
   }
 
   managedState(process: SandboxProcess): ManagedState | undefined {
-    const supervisor = this.supervisors.get(process.spec);
-    if (!supervisor) return undefined;
-    const backingOff = supervisor.timer !== undefined && !supervisor.stopped;
-    return {
-      id: supervisor.id,
-      name: supervisor.spec.name,
-      status: supervisor.current.running ? 'running' : backingOff ? 'backing_off' : 'stopped',
-      restartCount: supervisor.restarts,
-      policy: supervisor.policy,
-      nextRestartAt: backingOff ? supervisor.nextRestartAt : undefined,
-    };
+    return this.supervisors.get(process.spec)?.state();
   }
 
   counts(): { running: number; total: number } {
@@ -149,10 +105,7 @@ export class ProcessTable {
   /** SIGKILL to the group. A managed process is not restarted after a kill. */
   kill(process: SandboxProcess): void {
     const supervisor = this.supervisors.get(process.spec);
-    if (supervisor?.current === process) {
-      supervisor.stopped = true;
-      clearTimeout(supervisor.timer);
-    }
+    if (supervisor?.current === process) supervisor.stop();
     process.kill();
   }
 
@@ -160,42 +113,40 @@ export class ProcessTable {
   async restart(process: SandboxProcess): Promise<SandboxProcess> {
     const supervisor = this.supervisors.get(process.spec);
     if (!supervisor) throw new SandboxError('not_managed', `process ${process.pid} is not managed`);
-    clearTimeout(supervisor.timer);
-    supervisor.timer = undefined;
-    const current = supervisor.current;
-    supervisor.stopped = true;
-    current.kill();
-    await current.exited;
-    const next = await this.spawn(supervisor.spec);
-    supervisor.stopped = false;
-    supervisor.current = next;
-    this.supervise(supervisor, next);
-    return next;
+    if (this.shuttingDown) throw new SandboxError('not_running', 'the daemon is shutting down');
+    return supervisor.restartNow();
   }
 
-  /** TERM every running group, KILL what is left after the grace, then delete spill files. */
+  /**
+   * TERM every process group that still has members (leaders that ended may have left
+   * descendants), KILL them all once the running leaders have exited or the grace is over,
+   * then delete the spill files.
+   */
   async shutdown(graceMs: number): Promise<void> {
     this.shuttingDown = true;
     clearInterval(this.evictionTimer);
-    for (const supervisor of this.supervisors.values()) {
-      supervisor.stopped = true;
-      clearTimeout(supervisor.timer);
-    }
-    const running = this.list().filter((p) => p.running);
-    for (const process of running) {
-      try {
-        process.sendSignal(15);
-      } catch {
-        // It ended meanwhile.
+    for (const supervisor of this.supervisors.values()) supervisor.stop();
+    const all = this.list();
+    const signalAll = (signal: number) => {
+      for (const process of all) {
+        try {
+          process.signalGroup(signal);
+        } catch (error) {
+          console.error(`sandboxd: cannot signal process group ${process.pid}:`, error);
+        }
       }
-    }
-    const allExited = Promise.all(running.map((p) => p.exited));
+    };
+    signalAll(15);
+    const running = all.filter((p) => p.running);
     const graceOver = new AbortController();
-    await Promise.race([allExited, sleep(graceMs, undefined, { signal: graceOver.signal }).catch(() => {})]);
+    await Promise.race([
+      Promise.all(running.map((p) => p.exited)),
+      sleep(graceMs, undefined, { signal: graceOver.signal }).catch(() => {}),
+    ]);
     graceOver.abort();
-    for (const process of running) process.kill();
-    await Promise.all(running.map((p) => p.done));
-    for (const process of this.processes.values()) process.log.release();
+    signalAll(9);
+    await Promise.all(all.map((p) => p.done));
+    for (const process of all) process.log.release();
     this.processes.clear();
     if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
@@ -209,7 +160,7 @@ export class ProcessTable {
     }
     const holder = this.names.get(name);
     const supervisor = holder && this.supervisors.get(holder.spec);
-    if (holder?.running || (supervisor && !supervisor.stopped)) {
+    if (holder?.running || (supervisor && !supervisor.isStopped)) {
       throw new SandboxError('name_taken', `name '${name}' is taken by process ${holder.pid}`);
     }
     if (holder) this.supervisors.delete(holder.spec);
@@ -250,34 +201,6 @@ export class ProcessTable {
     return process;
   }
 
-  private supervise(supervisor: Supervisor, process: SandboxProcess): void {
-    void process.exited.then((exit) => {
-      if (supervisor.stopped || supervisor.current !== process || this.shuttingDown) return;
-      const { policy, maxRestarts, initialBackoffMs, maxBackoffMs } = supervisor.policy;
-      const failed = exit.status !== 'exited' || exit.exitCode !== 0;
-      const wanted = policy === 'always' || (policy === 'on_failure' && failed);
-      if (!wanted || (maxRestarts !== undefined && supervisor.restarts >= maxRestarts)) {
-        supervisor.stopped = true;
-        return;
-      }
-      const backoff = Math.min(maxBackoffMs, initialBackoffMs * 2 ** supervisor.restarts);
-      supervisor.nextRestartAt = Date.now() + backoff;
-      supervisor.timer = setTimeout(() => {
-        supervisor.timer = undefined;
-        supervisor.restarts++;
-        this.spawn(supervisor.spec).then(
-          (next) => {
-            supervisor.current = next;
-            this.supervise(supervisor, next);
-          },
-          () => {
-            supervisor.stopped = true;
-          },
-        );
-      }, backoff);
-    });
-  }
-
   private evict(): void {
     const { retainFinished, retainFinishedMs } = this.options;
     let finished = 0;
@@ -289,7 +212,7 @@ export class ProcessTable {
       process.log.release();
       this.processes.delete(pid);
       const supervisor = this.supervisors.get(process.spec);
-      if (supervisor?.current === process && supervisor.stopped) this.supervisors.delete(process.spec);
+      if (supervisor?.current === process && supervisor.isStopped) this.supervisors.delete(process.spec);
       if (process.spec.name && this.names.get(process.spec.name) === process) {
         this.names.delete(process.spec.name);
       }

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from './errors.ts';
+import { type LongTimeout, setLongTimeout } from './long-timeout.ts';
 import { OutputLog, type OutputLogOptions, type StreamName } from './output-log.ts';
 import { type ChildExit, Terminal, type TerminalSize } from './pty.ts';
 import { signalNumber, validateSignal } from './signals.ts';
@@ -65,7 +66,7 @@ export class SandboxProcess {
   timedOut = false;
   private endedAtMs: number | null = null;
   private exit: ExitStatus | null = null;
-  private deadline: NodeJS.Timeout | undefined;
+  private deadline: LongTimeout | undefined;
   private terminalSize: TerminalSize | undefined;
   /** Resolves when the leader has been reaped. */
   readonly exited: Promise<ExitStatus>;
@@ -82,7 +83,7 @@ export class SandboxProcess {
     this.terminalSize = spec.pty;
     this.exited = io.exited.then(({ code, signal }) => {
       this.endedAtMs = Date.now();
-      clearTimeout(this.deadline);
+      this.deadline?.clear();
       this.exit =
         signal === null
           ? { status: 'exited', exitCode: code ?? 0, signal: null }
@@ -186,13 +187,18 @@ export class SandboxProcess {
     }
   }
 
+  /** SIGKILL to the whole group (see signalGroup). */
+  kill(): void {
+    this.signalGroup(9);
+  }
+
   /**
-   * SIGKILL to the whole group. Also after the leader has ended, for descendants it left
+   * A signal to the whole group, also after the leader has ended, for descendants it left
    * behind in its group; a group with no members left is no error.
    */
-  kill(): void {
+  signalGroup(signal: number): void {
     try {
-      process.kill(-this.pid, 'SIGKILL');
+      process.kill(-this.pid, signal);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
     }
@@ -201,10 +207,14 @@ export class SandboxProcess {
   /** Kills the group at the deadline and marks the process as timed out. */
   setDeadline(ms: number): void {
     if (!this.running) return;
-    clearTimeout(this.deadline);
-    this.deadline = setTimeout(() => {
+    this.deadline?.clear();
+    this.deadline = setLongTimeout(() => {
       this.timedOut = true;
-      this.kill();
+      try {
+        this.kill();
+      } catch (error) {
+        console.error(`sandboxd: cannot kill process group ${this.pid} at its deadline:`, error);
+      }
     }, ms);
   }
 

@@ -1,5 +1,5 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import type { HandlerContext } from '@connectrpc/connect';
+import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
 import type { LogRecord, StreamName } from '../../core/output-log.ts';
 import type { ExitStatus, SandboxProcess } from '../../core/process.ts';
 import { signalName } from '../../core/signals.ts';
@@ -41,7 +41,12 @@ export async function* processEvents(
   } finally {
     await batches.return(undefined);
   }
-  if (context.signal.aborted) return;
+  if (context.signal.aborted) {
+    // The stream's deadline passed: say so, rather than end as if the process had finished.
+    const reason: unknown = context.signal.reason;
+    if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) throw reason;
+    return;
+  }
   yield { event: { case: 'end', value: endEvent(await process.exited) } };
 }
 

@@ -17,5 +17,7 @@ export function start(table: ProcessTable) {
     const lifetimeMs = context.timeoutMs();
     if (lifetimeMs !== undefined) process.setDeadline(lifetimeMs);
     for await (const event of processEvents(process, context)) yield { event };
+    if (process.timedOut)
+      throw new ConnectError('the command outlived Connect-Timeout-Ms and was killed', Code.DeadlineExceeded);
   };
 }

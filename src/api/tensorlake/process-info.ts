@@ -1,5 +1,6 @@
 import type { SandboxProcess } from '../../core/process.ts';
-import type { ManagedState, ProcessTable } from '../../core/process-table.ts';
+import type { ProcessTable } from '../../core/process-table.ts';
+import type { ManagedState } from '../../core/supervisor.ts';
 
 /** A process as this dialect shows it; times are integer milliseconds since the epoch. */
 export function processInfo(table: ProcessTable, process: SandboxProcess) {

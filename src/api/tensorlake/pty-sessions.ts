@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { SandboxError } from '../../core/errors.ts';
 import type { SandboxProcess } from '../../core/process.ts';
 import type { ProcessTable, StartRequest } from '../../core/process-table.ts';
 import { ApiError } from './errors.ts';
@@ -87,12 +86,16 @@ export class PtySessions {
     session.clients.clear();
     const { process } = session;
     if (!process.running) return;
-    try {
-      process.sendSignal(1);
-    } catch (error) {
-      if (!(error instanceof SandboxError)) throw error;
-    }
-    const kill = setTimeout(() => process.kill(), this.options.killGraceMs).unref();
+    // Also called from the idle timer: a failure is reported, never thrown.
+    const signal = (number: number) => {
+      try {
+        process.signalGroup(number);
+      } catch (error) {
+        console.error(`sandboxd: cannot signal terminal session ${session.id}:`, error);
+      }
+    };
+    signal(1);
+    const kill = setTimeout(() => signal(9), this.options.killGraceMs).unref();
     void process.exited.then(() => clearTimeout(kill));
   }
 
