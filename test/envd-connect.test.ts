@@ -301,7 +301,8 @@ test('a Start whose deadline passes ends the stream with deadline_exceeded, not 
   }
   const start = frames[0]?.json as { event: { start: { pid: number } } };
   const last = frames.at(-1);
-  assert.equal(last?.flags, 2, 'the last frame ends the stream');
-  assert.equal((last?.json.error as { code: string }).code, 'deadline_exceeded');
+  assert.ok(last);
+  assert.equal(last.flags, 2, 'the last frame ends the stream');
+  assert.equal((last.json.error as { code: string }).code, 'deadline_exceeded');
   await eventually(async () => (await restClient(daemon).get(start.event.start.pid)).signal === 9);
 });
