@@ -181,3 +181,25 @@ test('a run timeout of 30 days is 30 days, not a timer that fires at once', asyn
   assert.deepEqual(frames.at(-1), { exit_code: 0 });
   assert.equal(frames.at(-2)?.line, 'done');
 });
+
+test('stdin to a process that does not read: a second queue of waiting writes is refused at once (429)', async () => {
+  const { pid } = await client.start({ command: 'sleep', args: ['1000'], stdin_mode: 'pipe' });
+  const MiB = 1024 * 1024;
+  try {
+    // Accepted into the queue, which is then full.
+    assert.equal((await client.call('POST', `/processes/${pid}/stdin`, 'x'.repeat(9 * MiB))).status, 204);
+    // Waits for room (the process would have to read)...
+    const waiting = client.call('POST', `/processes/${pid}/stdin`, 'y'.repeat(MiB));
+    await eventually(async () => {
+      // ...and once it waits, a write that would pile up more than a queue's worth is refused.
+      const refused = await client.call('POST', `/processes/${pid}/stdin`, 'z'.repeat(8 * MiB));
+      if (refused.status === 204) throw new Error('a write was accepted into a full queue');
+      return refused.status === 429 && (refused.body as { code: string }).code === 'STDIN_QUEUE_FULL';
+    });
+    await client.kill(pid);
+    // The waiting write fails when the process goes away, instead of hanging.
+    assert.equal((await waiting).status, 400);
+  } finally {
+    await client.kill(pid);
+  }
+});

@@ -18,6 +18,8 @@ export interface StdinOptions {
 export class StdinWriter {
   private tail: Promise<void> = Promise.resolve();
   private closeRequested = false;
+  /** Bytes of writes that are not yet in the pipe's buffer. */
+  private waitingBytes = 0;
   private broken = false;
 
   constructor(
@@ -40,7 +42,24 @@ export class StdinWriter {
 
   write(data: Buffer): Promise<void> {
     this.assertWritable();
-    const accepted = this.tail.then(() => this.accept(data));
+    const { maxQueuedBytes, writeTimeoutMs } = this.options;
+    // Writes waiting their turn hold their bytes in memory: beyond another queue's worth, a
+    // writer is told at once to come back later.
+    if (this.waitingBytes > 0 && this.waitingBytes + data.length > maxQueuedBytes) {
+      return Promise.reject(
+        new SandboxError(
+          'resource_exhausted',
+          `stdin: more than ${maxQueuedBytes} bytes are already waiting`,
+        ),
+      );
+    }
+    this.waitingBytes += data.length;
+    const deadline = Date.now() + writeTimeoutMs;
+    const accepted = this.tail
+      .then(() => this.accept(data, deadline))
+      .finally(() => {
+        this.waitingBytes -= data.length;
+      });
     this.tail = accepted.catch(() => {});
     return accepted;
   }
@@ -56,9 +75,9 @@ export class StdinWriter {
     return this.tail;
   }
 
-  private async accept(data: Buffer): Promise<void> {
+  /** Hands the bytes to the pipe once its buffer has room, waiting until the deadline at most. */
+  private async accept(data: Buffer, deadline: number): Promise<void> {
     const { maxQueuedBytes, writeTimeoutMs } = this.options;
-    const deadline = Date.now() + writeTimeoutMs;
     while (this.pipe.writableNeedDrain && this.pipe.writableLength + data.length > maxQueuedBytes) {
       const left = deadline - Date.now();
       if (left <= 0) {
@@ -73,7 +92,10 @@ export class StdinWriter {
         once(this.pipe, 'drain', { signal }),
         once(this.pipe, 'close', { signal }),
         sleep(left, undefined, { signal }),
-      ]).finally(() => stopWaiting.abort());
+      ])
+        // An 'error' (EPIPE: the process is gone) ends the wait too; assertWritable tells.
+        .catch(() => {})
+        .finally(() => stopWaiting.abort());
       this.assertWritable(true);
     }
     this.assertWritable(true);

@@ -101,7 +101,8 @@ async function listen(
   host: string,
   port: number,
 ): Promise<Server> {
-  const server = createServer(listener);
+  // No time limit on a whole request: a StreamInput or a slow stdin upload may take hours.
+  const server = createServer({ requestTimeout: 0 }, listener);
   server.on('upgrade', onUpgrade);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
