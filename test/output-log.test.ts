@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { followLines, readLines } from '../src/core/lines.ts';
+import { followLines, type LineQuery, linesSoFar, type OutputLine } from '../src/core/lines.ts';
 import { OutputLog, type OutputLogOptions } from '../src/core/output-log.ts';
 
 // The core's output log on its own: exact interleavings that real pipes cannot be made to produce.
@@ -19,6 +19,12 @@ function newLog(options: Partial<OutputLogOptions> = {}): OutputLog {
     maxLineBytes: 1024 * 1024,
     ...options,
   });
+}
+
+async function readLines(log: OutputLog, query: LineQuery): Promise<{ lines: OutputLine[] }> {
+  const lines: OutputLine[] = [];
+  for await (const batch of linesSoFar(log, query)) lines.push(...batch);
+  return { lines };
 }
 
 async function collect(log: OutputLog, after?: number, stream?: 'stdout' | 'stderr') {

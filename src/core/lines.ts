@@ -56,18 +56,14 @@ async function replayStart(log: OutputLog, after: number | undefined): Promise<n
   return record ? record.replayFrom : after + 1;
 }
 
-/**
- * The lines of a log, live: those captured so far, then new ones as they are read, ending
- * when the log closes or the signal aborts.
- */
-export async function* followLines(
-  log: OutputLog,
+/** Lines cut from batches of records; those up to `after` are left out. */
+async function* cutLines(
+  batches: AsyncIterable<LogRecord[]>,
   query: LineQuery,
-  signal?: AbortSignal,
 ): AsyncGenerator<OutputLine[]> {
   const after = query.after ?? 0;
   const cutter = new LineCutter(query.stream);
-  for await (const batch of log.follow(await replayStart(log, query.after), signal)) {
+  for await (const batch of batches) {
     const lines: OutputLine[] = [];
     for (const record of batch) {
       const line = cutter.push(record);
@@ -77,34 +73,22 @@ export async function* followLines(
   }
 }
 
-export interface LinePage {
-  lines: OutputLine[];
-  /** True when the page stopped at the limit and more lines follow. */
-  more: boolean;
+/**
+ * The lines of a log, live: those captured so far, then new ones as they are read, ending
+ * when the log closes or the signal aborts.
+ */
+export async function* followLines(
+  log: OutputLog,
+  query: LineQuery,
+  signal?: AbortSignal,
+): AsyncGenerator<OutputLine[]> {
+  yield* cutLines(log.follow(await replayStart(log, query.after), signal), query);
 }
 
 /**
- * The lines captured so far (after `after`, at most `limit`). An unterminated last line is
- * not a line until the output ends (the log then completes it): until then it may still grow.
+ * The lines captured so far, in batches. An unterminated last line is not a line until the
+ * output ends (the log then completes it): until then it may still grow.
  */
-export async function readLines(log: OutputLog, query: LineQuery, limit = Infinity): Promise<LinePage> {
-  const after = query.after ?? 0;
-  const end = log.endSeq;
-  const cutter = new LineCutter(query.stream);
-  const lines: OutputLine[] = [];
-  let next = await replayStart(log, query.after);
-  while (next < end) {
-    const batch = await log.read(next);
-    if (batch.length === 0) break;
-    for (const record of batch) {
-      if (record.seq >= end) break;
-      const line = cutter.push(record);
-      if (line && line.id > after) {
-        if (lines.length === limit) return { lines, more: true };
-        lines.push(line);
-      }
-    }
-    next = (batch.at(-1) as LogRecord).seq + 1;
-  }
-  return { lines, more: false };
+export async function* linesSoFar(log: OutputLog, query: LineQuery): AsyncGenerator<OutputLine[]> {
+  yield* cutLines(log.span(await replayStart(log, query.after), log.endSeq), query);
 }

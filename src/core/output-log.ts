@@ -218,6 +218,18 @@ export class OutputLog {
     });
   }
 
+  /** The records from fromSeq up to (not including) endSeq, in batches: a snapshot, not live. */
+  async *span(fromSeq: number, endSeq: number): AsyncGenerator<LogRecord[]> {
+    let next = fromSeq;
+    while (next < endSeq) {
+      const batch = (await this.read(next)).filter((record) => record.seq < endSeq);
+      const last = batch.at(-1);
+      if (!last) return;
+      yield batch;
+      next = last.seq + 1;
+    }
+  }
+
   /**
    * Every record from fromSeq on, in batches, live until the log closes or the signal aborts.
    * Records dropped past the cap before they were read are skipped.

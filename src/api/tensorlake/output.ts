@@ -1,10 +1,10 @@
 import type { IncomingMessage } from 'node:http';
-import { followLines, type OutputLine, readLines } from '../../core/lines.ts';
+import { followLines, linesSoFar, type OutputLine } from '../../core/lines.ts';
 import type { StreamName } from '../../core/output-log.ts';
 import type { ProcessTable } from '../../core/process-table.ts';
 import type { RouteContext } from '../../http/router.ts';
 import { ApiError } from './errors.ts';
-import { sendJson } from './respond.ts';
+import { writeOrWait } from './respond.ts';
 import { EventStream } from './sse.ts';
 
 export type OutputView = 'stdout' | 'stderr' | 'output';
@@ -14,20 +14,30 @@ const streamOf = (view: OutputView): StreamName | undefined => (view === 'output
 /** Read captured output as lines, all at once or followed live over SSE. */
 export function outputRoutes(table: ProcessTable) {
   return {
+    /**
+     * The lines so far as one JSON object, written as they are read from the log, so that a
+     * process with millions of lines costs the daemon a batch of memory, not all of them.
+     */
     read: (view: OutputView) => async (context: RouteContext) => {
       const process = table.get(context.params.ref as string);
-      const { url } = context;
+      const { url, res } = context;
       const after = cursor(url.searchParams.get('after'), 'after');
-      const limit = cursor(url.searchParams.get('limit'), 'limit');
-      const page = await readLines(process.log, { stream: streamOf(view), after }, limit ?? Infinity);
-      const last = page.lines.at(-1);
-      sendJson(context.res, 200, {
-        pid: process.pid,
-        lines: page.lines.map((line) => line.text),
-        line_count: page.lines.length,
-        next_after: last?.id ?? after ?? 0,
-        truncated_bytes: process.log.truncatedBytes(streamOf(view)),
-      });
+      const limit = cursor(url.searchParams.get('limit'), 'limit') ?? Infinity;
+      const stream = streamOf(view);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      let count = 0;
+      let nextAfter = after ?? 0;
+      let connected = await writeOrWait(res, `{"pid":${process.pid},"lines":[`);
+      for await (const lines of linesSoFar(process.log, { stream, after })) {
+        if (!connected || count >= limit) break;
+        const page = lines.slice(0, limit - count);
+        const texts = page.map((line) => JSON.stringify(line.text)).join(',');
+        connected = await writeOrWait(res, count === 0 ? texts : `,${texts}`);
+        count += page.length;
+        nextAfter = (page.at(-1) as OutputLine).id;
+      }
+      const truncated = process.log.truncatedBytes(stream);
+      res.end(`],"line_count":${count},"next_after":${nextAfter},"truncated_bytes":${truncated}}`);
     },
 
     follow: (view: OutputView) => async (context: RouteContext) => {

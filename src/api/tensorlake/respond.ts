@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -12,4 +13,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 export function sendNoContent(res: ServerResponse): void {
   res.writeHead(204);
   res.end();
+}
+
+/** Writes, then waits while the client is slow to take it; false once the client has gone. */
+export async function writeOrWait(res: ServerResponse, text: string): Promise<boolean> {
+  if (res.destroyed) return false;
+  if (res.write(text)) return true;
+  const stopWaiting = new AbortController();
+  const { signal } = stopWaiting;
+  await Promise.race([once(res, 'drain', { signal }), once(res, 'close', { signal })])
+    .catch(() => {})
+    .finally(() => stopWaiting.abort());
+  return !res.destroyed;
 }
