@@ -17,8 +17,10 @@ export async function* readSse(response: Response): AsyncGenerator<SseMessage> {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
+      // Only the new text (and the newline before it) can complete a message.
+      const searchFrom = Math.max(0, buffer.length - 1);
       buffer += decoder.decode(value, { stream: true });
-      let end = buffer.indexOf('\n\n');
+      let end = buffer.indexOf('\n\n', searchFrom);
       while (end !== -1) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
