@@ -136,10 +136,8 @@ test('finished processes hold no file descriptors, whatever they printed', async
   const before = descriptors();
   for (let i = 0; i < 20; i++) {
     // 2 MiB of output: more than the memory budget, so it goes to spill files.
-    const { pid } = await client.start({
-      command: 'head',
-      args: ['-c', String(2 * 1024 * 1024), '/dev/zero'],
-    });
+    const script = `yes abcdefghijklmnopqrstuvwxyz0123456789 | head -c ${2 * 1024 * 1024}`;
+    const { pid } = await client.start({ command: 'sh', args: ['-c', script] });
     await client.waitForEnd(pid);
   }
   assert.ok(descriptors() < before + 5, `${descriptors() - before} more descriptors after 20 processes`);

@@ -76,9 +76,10 @@ export function restClient(daemon: TestDaemon) {
       }
       return { lines, eof: false };
     },
-    /** Waits until the process has ended, following its output to the end. */
+    /** Waits until the process has ended and its output is complete (the end of a follow stream). */
     async waitForEnd(pid: number | string): Promise<ProcessInfo> {
-      await this.follow(pid);
+      // stderr: the cheapest view to follow to its end when a process prints to stdout.
+      await this.follow(pid, { view: 'stderr' });
       return this.get(pid);
     },
   };
