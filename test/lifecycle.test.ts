@@ -143,6 +143,20 @@ test('finished processes hold no file descriptors, whatever they printed', async
   assert.ok(descriptors() < before + 5, `${descriptors() - before} more descriptors after 20 processes`);
 });
 
+test('of concurrent starts with one name, one wins and the rest get 409', async () => {
+  const answers = await Promise.all(
+    Array.from({ length: 5 }, () =>
+      client.call('POST', '/processes', { command: 'sleep', args: ['1000'], name: 'contested' }),
+    ),
+  );
+  try {
+    assert.deepEqual(answers.map((a) => a.status).sort(), [201, 409, 409, 409, 409]);
+  } finally {
+    for (const answer of answers)
+      if (answer.status === 201) await client.kill((answer.body as { pid: number }).pid);
+  }
+});
+
 test('concurrent restarts leave one incarnation running; a kill during a restart wins', async () => {
   await client.start({ command: 'sleep', args: ['1000'], name: 'restarted' });
   const running = async () =>

@@ -44,6 +44,7 @@ export interface TableOptions {
 export class ProcessTable {
   private readonly processes = new Map<number, SandboxProcess>();
   private readonly names = new Map<string, SandboxProcess>();
+  private readonly startingNames = new Set<string>();
   // Keyed by the spec that every incarnation of a managed process shares.
   private readonly supervisors = new Map<ProcessSpec, Supervisor>();
   private readonly dataDir: string;
@@ -61,9 +62,14 @@ export class ProcessTable {
   async start(request: StartRequest): Promise<SandboxProcess> {
     if (this.shuttingDown) throw new SandboxError('not_running', 'the daemon is shutting down');
     const { name } = request;
-    if (name !== undefined) this.assertNameFree(name);
     const spec = this.resolveSpec(request);
-    const process = await this.spawn(spec);
+    if (name !== undefined) this.reserveName(name);
+    let process: SandboxProcess;
+    try {
+      process = await this.spawn(spec);
+    } finally {
+      if (name !== undefined) this.startingNames.delete(name);
+    }
     if (name !== undefined || request.restart) {
       const policy = request.restart ?? { policy: 'never', initialBackoffMs: 500, maxBackoffMs: 30_000 };
       const id = name ?? String(process.pid);
@@ -151,7 +157,8 @@ export class ProcessTable {
     if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
 
-  private assertNameFree(name: string): void {
+  /** Holds the name for a start that is under way, so that a second start cannot take it too. */
+  private reserveName(name: string): void {
     if (/^\d+$/.test(name) || name.includes('/') || name === '') {
       throw new SandboxError(
         'invalid_argument',
@@ -160,10 +167,12 @@ export class ProcessTable {
     }
     const holder = this.names.get(name);
     const supervisor = holder && this.supervisors.get(holder.spec);
+    if (this.startingNames.has(name)) throw new SandboxError('name_taken', `name '${name}' is being taken`);
     if (holder?.running || (supervisor && !supervisor.isStopped)) {
       throw new SandboxError('name_taken', `name '${name}' is taken by process ${holder.pid}`);
     }
     if (holder) this.supervisors.delete(holder.spec);
+    this.startingNames.add(name);
   }
 
   private resolveSpec(request: StartRequest): ProcessSpec {
