@@ -103,11 +103,12 @@ test('past the cap the oldest output is dropped and the drop is counted', async 
 test('a line longer than the cap is cut, and invalid UTF-8 is replaced', async () => {
   const log = newLog({ maxLineBytes: 10 });
   log.append('stdout', Buffer.from('abcdefghijklmno\n'));
+  log.append('stdout', Buffer.from('0123456789\n'));
   log.append('stderr', Buffer.from([0x66, 0xff, 0x6f, 0x0a]));
   log.close();
   assert.deepEqual(
     (await collect(log)).map((l) => l.text),
-    ['abcdefghij', 'klmno', 'f\uFFFDo'],
+    ['abcdefghij', 'klmno', '0123456789', 'f\uFFFDo'],
   );
 });
 

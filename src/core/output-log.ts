@@ -103,10 +103,14 @@ export class OutputLog {
     let start = 0;
     while (start < chunk.length) {
       const newline = chunk.indexOf(10, start);
-      let end = newline === -1 ? chunk.length : newline + 1;
-      let lineEnd = newline !== -1;
+      // A line's bytes may fill the room exactly, its '\n' coming along; past it, the line is cut.
       const room = maxLineBytes - this.openLineBytes[stream];
-      if (end - start >= room) {
+      let end = chunk.length;
+      let lineEnd = false;
+      if (newline !== -1 && newline - start <= room) {
+        end = newline + 1;
+        lineEnd = true;
+      } else if (chunk.length - start >= room) {
         end = start + room;
         lineEnd = true;
       }
