@@ -100,6 +100,17 @@ test('past the cap the oldest output is dropped and the drop is counted', async 
   assert.equal(log.truncatedBytes('stderr'), 0);
 });
 
+test('a line that fills the cap exactly keeps the newline that comes in the next read', async () => {
+  const log = newLog({ maxLineBytes: 4 });
+  log.append('stdout', Buffer.from('abcd'));
+  log.append('stdout', Buffer.from('\nef\nghijk'));
+  log.close();
+  assert.deepEqual(
+    (await collect(log)).map((l) => l.text),
+    ['abcd', 'ef', 'ghij', 'k'],
+  );
+});
+
 test('a line longer than the cap is cut, and invalid UTF-8 is replaced', async () => {
   const log = newLog({ maxLineBytes: 10 });
   log.append('stdout', Buffer.from('abcdefghijklmno\n'));
@@ -169,5 +180,21 @@ test('when the disk fails, spilled output is dropped and counted, and memory sta
   const total = Array.from({ length: 10_000 }, (_, i) => `line ${i}\n`.length).reduce((a, b) => a + b);
   const kept = lines.reduce((sum, line) => sum + line.text.length + 1, 0);
   assert.equal(kept + log.truncatedBytes('stdout'), total);
+  log.release();
+});
+
+test('spill files deleted behind the log: reads skip them, the loss is counted, appends go on', async () => {
+  const log = newLog({ memoryBytesPerStream: 4096, maxBytesPerStream: 128 * 1024 });
+  const line = (i: number) => `${String(i).padStart(6, '0')}${'.'.repeat(93)}\n`;
+  for (let i = 0; i < 1000; i++) log.append('stdout', Buffer.from(line(i)));
+  rmSync(join(root, `log-${logs}`), { recursive: true, force: true });
+  // More output: new segments, and the cap drops old ones whose files are gone.
+  for (let i = 1000; i < 3000; i++) log.append('stdout', Buffer.from(line(i)));
+  log.close();
+  const { lines } = await readLines(log, {});
+  const numbers = lines.map((l) => Number(l.text.slice(0, 6)));
+  assert.equal(numbers.at(-1), 2999);
+  for (let i = 1; i < numbers.length; i++) assert.ok((numbers[i] as number) > (numbers[i - 1] as number));
+  assert.equal(lines.length * 100 + log.truncatedBytes('stdout'), 3000 * 100);
   log.release();
 });

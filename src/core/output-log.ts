@@ -18,7 +18,10 @@ export interface LogRecord {
   /** Milliseconds since the epoch when the bytes were read. */
   readonly timestamp: number;
   readonly data: Buffer;
-  /** The record completes a line: it ends with '\n', or the line reached the length cap. */
+  /**
+   * The record completes a line: it ends with '\n', or it is the empty record that ends a line
+   * cut at the length cap or left unterminated when the output ended.
+   */
   readonly lineEnd: boolean;
   /**
    * Where a line reader resuming after this record must start reading so that the partial
@@ -93,8 +96,8 @@ export class OutputLog {
 
   /** Bytes of a stream (or of all streams) dropped: past the cap, or when the disk failed. */
   truncatedBytes(stream?: StreamName): number {
-    if (stream) return this.droppedBytes[stream];
-    return this.droppedBytes.stdout + this.droppedBytes.stderr + this.droppedBytes.pty;
+    if (!stream) return STREAM_CODES.reduce((sum, each) => sum + this.truncatedBytes(each), 0);
+    return this.droppedBytes[stream] + (this.spills.get(stream)?.lostBytes ?? 0);
   }
 
   append(stream: StreamName, chunk: Buffer, timestamp = Date.now()): void {
@@ -102,20 +105,20 @@ export class OutputLog {
     const { maxLineBytes } = this.options;
     let start = 0;
     while (start < chunk.length) {
-      const newline = chunk.indexOf(10, start);
-      // A line's bytes may fill the room exactly, its '\n' coming along; past it, the line is cut.
+      // A line may fill its room exactly and still take the '\n' that follows, in this chunk or
+      // the next; anything else past the room starts a new line.
       const room = maxLineBytes - this.openLineBytes[stream];
-      let end = chunk.length;
-      let lineEnd = false;
+      const newline = chunk.indexOf(10, start);
       if (newline !== -1 && newline - start <= room) {
-        end = newline + 1;
-        lineEnd = true;
-      } else if (chunk.length - start >= room) {
-        end = start + room;
-        lineEnd = true;
+        this.push(stream, chunk.subarray(start, newline + 1), timestamp, true);
+        start = newline + 1;
+      } else if (room === 0) {
+        this.push(stream, Buffer.alloc(0), timestamp, true);
+      } else {
+        const end = Math.min(chunk.length, start + room);
+        this.push(stream, chunk.subarray(start, end), timestamp, false);
+        start = end;
       }
-      this.push(stream, chunk.subarray(start, end), timestamp, lineEnd);
-      start = end;
     }
     this.enforceMemoryBudget(stream);
     this.wake();
@@ -168,14 +171,10 @@ export class OutputLog {
       if (this.isReleased || fromSeq >= this.nextSeq) return [];
       const memoryStart = this.memoryStartSeq();
       if (fromSeq >= memoryStart) return this.readMemory(fromSeq, maxBytes);
-      try {
-        const spilled = await this.readSpilled(fromSeq, maxBytes);
-        if (spilled.length > 0) return spilled;
-        fromSeq = memoryStart;
-      } catch (error) {
-        // A segment was dropped past the cap while we read it: read again what is left.
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      }
+      const spilled = await this.readSpilled(fromSeq, maxBytes);
+      if (spilled.length > 0) return spilled;
+      // Nothing at or after fromSeq is left on disk: the rest is in memory.
+      fromSeq = memoryStart;
     }
   }
 
@@ -283,7 +282,7 @@ export class OutputLog {
     for (let i = first; i < this.memory.length && bytes < maxBytes; i++) {
       const record = this.memory[i] as LogRecord;
       records.push(record);
-      bytes += record.data.length;
+      bytes += record.data.length + RECORD_OVERHEAD_BYTES;
     }
     return records;
   }
@@ -357,7 +356,8 @@ export class OutputLog {
    * on its own, and the merge stops where the first stream that has more was cut off.
    */
   private async readSpilled(from: number, maxBytes: number): Promise<LogRecord[]> {
-    const reads = await Promise.all([...this.spills.values()].map((spill) => spill.read(from, maxBytes)));
+    const share = Math.ceil(maxBytes / this.spills.size);
+    const reads = await Promise.all([...this.spills.values()].map((spill) => spill.read(from, share)));
     let cut = Infinity;
     for (const { records, more } of reads) {
       const last = records.at(-1);

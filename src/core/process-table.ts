@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from './errors.ts';
+import { liveSessions } from './live-sessions.ts';
 import type { OutputLogOptions } from './output-log.ts';
 import { type ProcessOptions, type ProcessSpec, SandboxProcess } from './process.ts';
 import type { TerminalSize } from './pty.ts';
@@ -70,6 +71,11 @@ export class ProcessTable {
     } finally {
       if (name !== undefined) this.startingNames.delete(name);
     }
+    if (this.shuttingDown) {
+      // Started while the daemon began to stop: shutdown did not see it.
+      process.kill();
+      throw new SandboxError('not_running', 'the daemon is shutting down');
+    }
     if (name !== undefined || request.restart) {
       const policy = request.restart ?? { policy: 'never', initialBackoffMs: 500, maxBackoffMs: 30_000 };
       const id = name ?? String(process.pid);
@@ -134,9 +140,10 @@ export class ProcessTable {
     for (const supervisor of this.supervisors.values()) supervisor.stop();
     const all = this.list();
     const signalAll = (signal: number) => {
+      const live = liveSessions();
       for (const process of all) {
         try {
-          process.signalGroup(signal);
+          process.signalGroup(signal, live);
         } catch (error) {
           console.error(`sandboxd: cannot signal process group ${process.pid}:`, error);
         }

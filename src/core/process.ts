@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from './errors.ts';
+import { liveSessions } from './live-sessions.ts';
 import { type LongTimeout, setLongTimeout } from './long-timeout.ts';
 import { OutputLog, type OutputLogOptions, type StreamName } from './output-log.ts';
 import { type ChildExit, Terminal, type TerminalSize } from './pty.ts';
@@ -194,9 +195,11 @@ export class SandboxProcess {
 
   /**
    * A signal to the whole group, also after the leader has ended, for descendants it left
-   * behind in its group; a group with no members left is no error.
+   * behind in its group (`live`, when given, saves a scan of /proc); a group with no members
+   * left is no error.
    */
-  signalGroup(signal: number): void {
+  signalGroup(signal: number, live?: ReadonlySet<number>): void {
+    if (!this.running && !(live ?? liveSessions()).has(this.pid)) return;
     try {
       process.kill(-this.pid, signal);
     } catch (error) {

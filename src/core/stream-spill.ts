@@ -39,6 +39,7 @@ export class StreamSpill {
   private readonly segments: Segment[] = [];
   private segmentCount = 0;
   private diskBytes = 0;
+  private vanishedBytes = 0;
 
   constructor(
     private readonly dir: string,
@@ -78,6 +79,8 @@ export class StreamSpill {
         written += writeSync(segment.fd as number, buffer, written, size - written, segment.size + written);
     } catch (error) {
       this.closeWriter();
+      // A segment that never held a record would only hide the ones after it.
+      if (segment.size === 0) this.forget(segment);
       throw error;
     }
     segment.index.push(...index);
@@ -90,12 +93,18 @@ export class StreamSpill {
 
   /** Drops the oldest segment; returns how many bytes of output went with it. */
   dropOldest(): number {
-    const oldest = this.segments.shift();
+    const oldest = this.segments[0];
     if (!oldest) return 0;
-    if (oldest.fd !== undefined) closeSync(oldest.fd);
-    unlinkSync(oldest.path);
-    this.diskBytes -= oldest.size;
+    this.forget(oldest);
     return oldest.dataBytes;
+  }
+
+  /**
+   * Bytes of output lost because their segment file vanished (someone cleaned the folder);
+   * reads skip such a segment.
+   */
+  get lostBytes(): number {
+    return this.vanishedBytes;
   }
 
   /** Closes the newest segment's descriptor; a later append opens a new segment. */
@@ -106,61 +115,53 @@ export class StreamSpill {
     current.fd = undefined;
   }
 
-  /** Records with seq >= from, from the first segment that has any, up to about maxBytes. */
+  /**
+   * Records with seq >= from, from the first segment that has any, up to about maxBytes (record
+   * headers counted: a flood of tiny records must not make one read huge).
+   */
   async read(from: number, maxBytes: number): Promise<SpillRead> {
-    const at = this.segments.findIndex((s) => from < s.nextSeq);
-    const segment = this.segments[at];
-    if (!segment) return { records: [], more: false };
-    let entry = segment.index[0] as { seq: number; pos: number };
-    for (const candidate of segment.index) {
-      if (candidate.seq > from) break;
-      entry = candidate;
-    }
-    const end = segment.size;
-    const records: LogRecord[] = [];
-    let bytes = 0;
-    let pos = entry.pos;
-    const file = await open(segment.path, 'r');
-    try {
-      while (pos < end && bytes < maxBytes) {
-        const length = Math.min(end - pos, Math.max(READ_BLOCK_BYTES, maxBytes - bytes + HEADER_BYTES));
-        const block = Buffer.allocUnsafe(length);
-        const { bytesRead } = await file.read(block, 0, length, pos);
-        let taken = 0;
-        while (taken + HEADER_BYTES <= bytesRead && bytes < maxBytes) {
-          const dataLength = block.readUInt32LE(taken + 26);
-          if (taken + HEADER_BYTES + dataLength > bytesRead) break;
-          const record = decodeRecord(block, taken, dataLength);
-          taken += HEADER_BYTES + dataLength;
-          if (record.seq < from) continue;
-          records.push(record);
-          bytes += dataLength;
+    for (;;) {
+      const segment = this.segments.find((s) => from < s.nextSeq);
+      if (!segment) return { records: [], more: false };
+      let read: { records: LogRecord[]; rest: boolean };
+      try {
+        read = await readSegment(segment, from, maxBytes);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        // Dropped past the cap meanwhile (no longer listed), or deleted behind our back.
+        if (this.segments.includes(segment)) {
+          this.vanishedBytes += segment.dataBytes;
+          this.forget(segment);
         }
-        if (taken === 0) {
-          // One record larger than the block: read exactly that record.
-          const dataLength = block.readUInt32LE(26);
-          const whole = Buffer.allocUnsafe(HEADER_BYTES + dataLength);
-          await file.read(whole, 0, whole.length, pos);
-          const record = decodeRecord(whole, 0, dataLength);
-          if (record.seq >= from) {
-            records.push(record);
-            bytes += dataLength;
-          }
-          taken = whole.length;
-        }
-        pos += taken;
+        continue;
       }
-    } finally {
-      await file.close();
+      // The segment is looked up again: the cap may have dropped others during the read.
+      const more = read.rest || segment !== this.segments.at(-1);
+      if (read.records.length > 0 || !more) return { records: read.records, more };
+      from = segment.nextSeq;
     }
-    return { records, more: pos < end || at < this.segments.length - 1 };
+  }
+
+  /** Takes a segment off the list and deletes its file (which may be gone already). */
+  private forget(segment: Segment): void {
+    const at = this.segments.indexOf(segment);
+    if (at !== -1) this.segments.splice(at, 1);
+    this.diskBytes -= segment.size;
+    try {
+      if (segment.fd !== undefined) closeSync(segment.fd);
+      unlinkSync(segment.path);
+    } catch {
+      // Already gone: nothing more to free.
+    }
+    segment.fd = undefined;
   }
 
   private writableSegment(first: LogRecord): Segment {
     const current = this.segments.at(-1);
     if (current?.fd !== undefined && current.size < this.segmentBytes) return current;
     this.closeWriter();
-    if (this.segmentCount === 0) mkdirSync(this.dir, { recursive: true });
+    // Made again each time: someone may have cleaned it away.
+    mkdirSync(this.dir, { recursive: true });
     const path = join(this.dir, `${this.stream}-${this.segmentCount++}.log`);
     const segment: Segment = {
       path,
@@ -175,6 +176,57 @@ export class StreamSpill {
     this.segments.push(segment);
     return segment;
   }
+}
+
+/** Records with seq >= from in one segment, up to about maxBytes; `rest` when some were left. */
+async function readSegment(
+  segment: Segment,
+  from: number,
+  maxBytes: number,
+): Promise<{ records: LogRecord[]; rest: boolean }> {
+  let entry = segment.index[0] as { seq: number; pos: number };
+  for (const candidate of segment.index) {
+    if (candidate.seq > from) break;
+    entry = candidate;
+  }
+  const end = segment.size;
+  const records: LogRecord[] = [];
+  let bytes = 0;
+  let pos = entry.pos;
+  const file = await open(segment.path, 'r');
+  try {
+    while (pos < end && bytes < maxBytes) {
+      const length = Math.min(end - pos, Math.max(READ_BLOCK_BYTES, maxBytes - bytes));
+      const block = Buffer.allocUnsafe(length);
+      const { bytesRead } = await file.read(block, 0, length, pos);
+      let taken = 0;
+      while (taken + HEADER_BYTES <= bytesRead && bytes < maxBytes) {
+        const dataLength = block.readUInt32LE(taken + 26);
+        if (taken + HEADER_BYTES + dataLength > bytesRead) break;
+        const record = decodeRecord(block, taken, dataLength);
+        taken += HEADER_BYTES + dataLength;
+        if (record.seq < from) continue;
+        records.push(record);
+        bytes += HEADER_BYTES + dataLength;
+      }
+      if (taken === 0) {
+        // One record larger than the block: read exactly that record.
+        const dataLength = block.readUInt32LE(26);
+        const whole = Buffer.allocUnsafe(HEADER_BYTES + dataLength);
+        await file.read(whole, 0, whole.length, pos);
+        const record = decodeRecord(whole, 0, dataLength);
+        if (record.seq >= from) {
+          records.push(record);
+          bytes += HEADER_BYTES + dataLength;
+        }
+        taken = whole.length;
+      }
+      pos += taken;
+    }
+  } finally {
+    await file.close();
+  }
+  return { records, rest: pos < end };
 }
 
 function encodeRecord(record: LogRecord, buffer: Buffer, pos: number): number {

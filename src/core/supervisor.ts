@@ -94,7 +94,14 @@ export class Supervisor {
     old.kill();
     await old.exited;
     if (this.stopped) throw stoppedMeanwhile();
-    const next = await this.spawn(this.spec);
+    let next: SandboxProcess;
+    try {
+      next = await this.spawn(this.spec);
+    } catch (error) {
+      // Nothing runs and nothing will: the name is free again.
+      this.stop();
+      throw error;
+    }
     if (this.stopped) {
       next.kill();
       throw stoppedMeanwhile();
