@@ -184,11 +184,6 @@ export class OutputLog {
     return record?.seq === seq ? record : undefined;
   }
 
-  /** Bytes of a stream captured so far, dropped ones included. */
-  bytesCaptured(stream: StreamName): number {
-    return this.streamOffsets[stream];
-  }
-
   /**
    * Where to start reading to get (about) the last `maxBytes` of a stream: the first record
    * whose end lies within them. Meant for a log of that one stream, such as a terminal's,

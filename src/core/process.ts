@@ -141,10 +141,6 @@ export class SandboxProcess {
     return this.io.stdin !== null;
   }
 
-  get isTerminal(): boolean {
-    return this.io.terminal !== null;
-  }
-
   /** The terminal's current size, for a process in a pty. */
   get size(): TerminalSize | undefined {
     return this.terminalSize;

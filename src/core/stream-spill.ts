@@ -5,7 +5,7 @@ import type { LogRecord, StreamName } from './output-log.ts';
 
 // Header of a record on disk: seq u48, stream u8, flags u8, timestamp u48, offset u48,
 // replayFrom u48, length u32.
-export const HEADER_BYTES = 30;
+const HEADER_BYTES = 30;
 const STREAM_CODES: readonly StreamName[] = ['stdout', 'stderr', 'pty'];
 const INDEX_EVERY_BYTES = 64 * 1024;
 const READ_BLOCK_BYTES = 256 * 1024;

@@ -16,7 +16,7 @@ const BY_KIND: Record<SandboxErrorKind, Code> = {
 };
 
 /** Core failures as Connect errors; anything else passes through (Connect reports it as internal). */
-export function toConnectError(error: unknown): unknown {
+function toConnectError(error: unknown): unknown {
   if (error instanceof SandboxError) return new ConnectError(error.message, BY_KIND[error.kind]);
   return error;
 }

@@ -10,7 +10,7 @@ type ProcessEventInit = MessageInitShape<typeof ProcessEventSchema>;
 const DEFAULT_KEEPALIVE_SECONDS = 90;
 
 /** The idle time after which a stream sends a keepalive, from `Keepalive-Ping-Interval`. */
-export function keepaliveMs(context: HandlerContext): number {
+function keepaliveMs(context: HandlerContext): number {
   const seconds = Number(context.requestHeader.get('keepalive-ping-interval'));
   return (Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_KEEPALIVE_SECONDS) * 1000;
 }

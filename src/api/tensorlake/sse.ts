@@ -1,5 +1,5 @@
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
+import { writeOrWait } from './respond.ts';
 
 export interface SseEvent {
   id?: number;
@@ -46,12 +46,7 @@ export class EventStream {
       if (event !== undefined) text += `event: ${event}\n`;
       text += `data: ${JSON.stringify(data)}\n\n`;
     }
-    if (this.res.write(text) || this.signal.aborted) return;
-    const stopWaiting = new AbortController();
-    const signal = AbortSignal.any([this.signal, stopWaiting.signal]);
-    await once(this.res, 'drain', { signal })
-      .catch(() => {})
-      .finally(() => stopWaiting.abort());
+    await writeOrWait(this.res, text);
   }
 
   end(): void {
