@@ -2,6 +2,7 @@ import type { IncomingMessage, RequestListener } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isAuthorized } from '../http/auth.ts';
 import type { Dialect } from '../http/dialect.ts';
+import { sendJson } from '../http/json.ts';
 import { refuseUpgrade } from '../http/upgrade.ts';
 
 export interface RequestListenerOptions {
@@ -27,8 +28,12 @@ export function createRequestListener({ dialects, token }: RequestListenerOption
   return (req, res) => {
     const url = requestUrl(req);
     if (!url) {
-      res.writeHead(400, { 'content-type': 'application/json', connection: 'close' });
-      res.end(JSON.stringify({ error: 'malformed request target', code: 'INVALID_REQUEST' }));
+      sendJson(
+        res,
+        400,
+        { error: 'malformed request target', code: 'INVALID_REQUEST' },
+        { connection: 'close' },
+      );
       return;
     }
     const dialect = dialects.find((d) => d.owns(url));
@@ -38,8 +43,7 @@ export function createRequestListener({ dialects, token }: RequestListenerOption
       return;
     }
     if (!dialect) {
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: `no route for ${url.pathname}`, code: 'NOT_FOUND' }));
+      sendJson(res, 404, { error: `no route for ${url.pathname}`, code: 'NOT_FOUND' });
       req.resume();
       return;
     }

@@ -4,6 +4,7 @@ import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { ProcessTable } from '../../core/process-table.ts';
 import { Process } from '../../gen/process/process_pb.ts';
 import type { Dialect } from '../../http/dialect.ts';
+import { sendJson } from '../../http/json.ts';
 import { closeStdin } from './close-stdin.ts';
 import { connect } from './connect.ts';
 import { list } from './list.ts';
@@ -49,8 +50,7 @@ export function envdDialect({ table, baseEnv, readMaxBytes }: EnvdOptions): Dial
     owns: (url) => url.pathname.startsWith(SERVICE_PREFIX) || PLAIN_PATHS.has(url.pathname),
     isPublic: (req, url) => req.method === 'GET' && url.pathname === '/health',
     unauthorized(res: ServerResponse) {
-      res.writeHead(401, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ code: 'unauthenticated', message: 'unauthorized' }));
+      sendJson(res, 401, { code: 'unauthenticated', message: 'unauthorized' });
     },
     async handle(req: IncomingMessage, res: ServerResponse, url: URL) {
       if (url.pathname.startsWith(SERVICE_PREFIX)) {

@@ -1,20 +1,17 @@
 import { statfsSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { cpus, freemem, totalmem } from 'node:os';
+import { sendJson } from '../../http/json.ts';
 
-function sendJson(res: ServerResponse, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(text);
-}
+const NO_STORE = { 'cache-control': 'no-store' };
 
 export function health(res: ServerResponse): void {
-  res.writeHead(204, { 'cache-control': 'no-store' });
+  res.writeHead(204, NO_STORE);
   res.end();
 }
 
 export function envs(res: ServerResponse, baseEnv: Record<string, string>): void {
-  sendJson(res, baseEnv);
+  sendJson(res, 200, baseEnv, NO_STORE);
 }
 
 /** CPU use is measured between two calls (since start-up for the first). */
@@ -26,15 +23,20 @@ export function metricsRoute() {
     const busy = total - (now.idle - last.idle);
     last = now;
     const disk = statfsSync('/');
-    sendJson(res, {
-      ts: Math.floor(Date.now() / 1000),
-      cpu_count: cpus().length,
-      cpu_used_pct: total > 0 ? Math.round((busy / total) * 10_000) / 100 : 0,
-      mem_total: totalmem(),
-      mem_used: totalmem() - freemem(),
-      disk_total: disk.blocks * disk.bsize,
-      disk_used: (disk.blocks - disk.bfree) * disk.bsize,
-    });
+    sendJson(
+      res,
+      200,
+      {
+        ts: Math.floor(Date.now() / 1000),
+        cpu_count: cpus().length,
+        cpu_used_pct: total > 0 ? Math.round((busy / total) * 10_000) / 100 : 0,
+        mem_total: totalmem(),
+        mem_used: totalmem() - freemem(),
+        disk_total: disk.blocks * disk.bsize,
+        disk_used: (disk.blocks - disk.bfree) * disk.bsize,
+      },
+      NO_STORE,
+    );
   };
 }
 

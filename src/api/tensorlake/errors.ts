@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { SandboxError, type SandboxErrorKind } from '../../core/errors.ts';
 import { BodyError } from '../../http/body.ts';
-import { sendJson } from './respond.ts';
+import { sendJson } from '../../http/json.ts';
 
 /** An error in this dialect's shape: `{error, code}` with an HTTP status. */
 export class ApiError extends Error {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProcessTable } from '../../core/process-table.ts';
 import type { Dialect } from '../../http/dialect.ts';
+import { sendJson } from '../../http/json.ts';
 import { Router, safeDecode } from '../../http/router.ts';
 import { refuseUpgrade } from '../../http/upgrade.ts';
 import { ApiError, sendError } from './errors.ts';
@@ -8,7 +9,6 @@ import type { Limits } from './limits.ts';
 import { outputRoutes } from './output.ts';
 import { processRoutes } from './processes.ts';
 import { type PtyOptions, ptyRoutes } from './pty-routes.ts';
-import { sendJson } from './respond.ts';
 import { runRoute } from './run.ts';
 
 export interface TensorlakeOptions {

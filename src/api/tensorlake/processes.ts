@@ -1,10 +1,11 @@
 import { SandboxError } from '../../core/errors.ts';
 import type { ProcessTable } from '../../core/process-table.ts';
 import { readBody, readJson } from '../../http/body.ts';
+import { sendJson } from '../../http/json.ts';
 import type { RouteContext } from '../../http/router.ts';
 import type { Limits } from './limits.ts';
 import { processInfo } from './process-info.ts';
-import { sendJson, sendNoContent } from './respond.ts';
+import { sendNoContent } from './respond.ts';
 import { signalBody, startBody, toStartRequest } from './schemas.ts';
 
 /** Start, inspect, signal, kill and feed processes. */

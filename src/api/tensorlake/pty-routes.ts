@@ -5,13 +5,14 @@ import { z } from 'zod';
 import type { ProcessTable } from '../../core/process-table.ts';
 import { tokensMatch } from '../../http/auth.ts';
 import { readJson } from '../../http/body.ts';
+import { sendJson } from '../../http/json.ts';
 import type { RouteContext } from '../../http/router.ts';
 import { refuseUpgrade } from '../../http/upgrade.ts';
 import { ApiError, toApiError } from './errors.ts';
 import type { Limits } from './limits.ts';
 import { type PtySession, type PtySessionOptions, PtySessions } from './pty-sessions.ts';
 import { clamp, type PtySocketOptions, serveTerminal } from './pty-socket.ts';
-import { sendJson, sendNoContent } from './respond.ts';
+import { sendNoContent } from './respond.ts';
 
 const createBody = z.object({
   command: z.string({ error: 'required, a string' }).min(1, 'must not be empty'),
