@@ -67,6 +67,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
         inputBytesPerSecond: MiB,
         pingIntervalMs: 30_000,
         maxFrameBytes: MiB,
+        daemonToken: config.token,
       },
     }),
     // A stdin chunk of the largest size, plus room for the message around it.

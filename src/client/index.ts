@@ -1,0 +1,19 @@
+export type {
+  DaemonInfo,
+  OutputPage,
+  ProcessInfo,
+  PtyCreated,
+  PtySessionInfo,
+} from '../api/tensorlake/responses.ts';
+export {
+  type ClientOptions,
+  type FileStat,
+  type FollowedLine,
+  type FollowOptions,
+  type OutputView,
+  type PtyCreateRequest,
+  SandboxClient,
+  type StartRequest,
+} from './client.ts';
+export { DaemonError, UnreachableError } from './errors.ts';
+export { TerminalConnection, type TerminalEnd } from './terminal.ts';
