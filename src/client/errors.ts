@@ -57,6 +57,8 @@ export function networkReason(error: unknown): string {
       cause = errors[0];
       continue;
     }
+    // fetch will not connect to ports that browsers block (6000, 6665-6669, 10080, …).
+    if (cause.message === 'bad port') return 'fetch refuses to connect to this port; use another one';
     if (cause.cause === undefined) return cause.message;
     cause = cause.cause;
   }

@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { envdDialect } from '../api/envd/index.ts';
 import { tensorlakeDialect } from '../api/tensorlake/index.ts';
 import { ProcessTable } from '../core/process-table.ts';
+import { version } from '../version.ts';
 import { createRequestListener, createUpgradeListener, type UpgradeListener } from './request-listener.ts';
 
 export interface DaemonConfig {
@@ -26,9 +26,7 @@ export interface Daemon {
 
 const MiB = 1024 * 1024;
 
-export const version: string = JSON.parse(
-  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-).version;
+export { version };
 
 /** The environment processes start from: the daemon's own, without its secret. */
 function baseEnvironment(): Record<string, string> {
