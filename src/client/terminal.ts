@@ -46,11 +46,16 @@ export class TerminalConnection {
   static async open(url: string, headers: Record<string, string>, daemonUrl: string) {
     const socket = new WebSocket(url, { headers });
     const refused = new Promise<never>((_, reject) => {
+      let answered = false;
       socket.once('unexpected-response', (_request, response: IncomingMessage) => {
-        void refusal(response).then(reject, reject);
-        socket.terminate();
+        answered = true;
+        void refusal(response)
+          .then(reject, reject)
+          .finally(() => socket.terminate());
       });
-      socket.once('error', (error) => reject(new UnreachableError(daemonUrl, networkReason(error))));
+      socket.on('error', (error) => {
+        if (!answered) reject(new UnreachableError(daemonUrl, networkReason(error)));
+      });
     });
     await Promise.race([once(socket, 'open'), refused]);
     return new TerminalConnection(socket);
