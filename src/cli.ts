@@ -5,6 +5,7 @@ import { cpCommand } from './cli/cp.ts';
 import { execCommand } from './cli/exec.ts';
 import { killCommand } from './cli/kill.ts';
 import { logsCommand } from './cli/logs.ts';
+import { openapiCommand } from './cli/openapi.ts';
 import { psCommand } from './cli/ps.ts';
 import { serveCommand } from './cli/serve.ts';
 import { signalCommand } from './cli/signal.ts';
@@ -24,5 +25,6 @@ signalCommand(program);
 killCommand(program);
 attachCommand(program);
 cpCommand(program);
+openapiCommand(program);
 
 await program.parseAsync();

@@ -70,6 +70,11 @@ export const outputEventData = z
   })
   .meta({ id: 'OutputEvent', description: 'the data of an `output` event; its SSE `id:` is the line id' });
 
+export const eofEventData = z.object({}).meta({
+  id: 'EofEvent',
+  description: 'the data of the `eof` event: the process has ended, its output is drained',
+});
+
 export const runFrameData = z
   .union([
     z.object({ pid: z.number().int().positive(), started_at: epochMs }),
