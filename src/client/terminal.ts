@@ -1,14 +1,8 @@
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
+import { EXIT, INPUT, OUTPUT, READY, RESIZE } from '../api/tensorlake/pty-frames.ts';
 import { DaemonError, networkReason, UnreachableError } from './errors.ts';
-
-// Binary frames; the first byte says what the rest is.
-const INPUT = 0x00;
-const RESIZE = 0x01;
-const READY = 0x02;
-const OUTPUT = 0x00;
-const EXIT = 0x03;
 
 export interface TerminalEnd {
   /** The exit code from the exit frame (128 + N after signal N); undefined if none came. */
