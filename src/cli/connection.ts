@@ -123,6 +123,16 @@ export async function flush(): Promise<void> {
   );
 }
 
+/** For a follow's onRetry: says once that the connection is gone and is being sought again. */
+export function reconnectNotice(): (error: unknown) => void {
+  let said = false;
+  return (error) => {
+    if (said) return;
+    said = true;
+    process.stderr.write(`sandboxd: ${(error as Error).message}; trying again for up to a minute\n`);
+  };
+}
+
 export function example(...lines: string[]): string {
   return `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((line) => `  $ ${line}`).join('\n')}\n`;
 }

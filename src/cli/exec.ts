@@ -1,6 +1,6 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { DaemonError, type ProcessInfo, type SandboxClient } from '../client/index.ts';
-import { type ConnectionOptions, example, run, withConnection } from './connection.ts';
+import { type ConnectionOptions, example, reconnectNotice, run, withConnection } from './connection.ts';
 import { writeLines } from './lines.ts';
 import { forwardSignals } from './signals.ts';
 import { detachKeysOption, explainTerminalEnd, joinTerminal, localSize } from './terminal.ts';
@@ -94,7 +94,8 @@ async function execPiped(client: SandboxClient, [command, ...args]: string[], op
   const brokenPipe = onBrokenPipe(client, started.pid);
   if (forwardInput) void forwardStdin(client, started.pid);
   try {
-    for await (const lines of client.follow(started.pid)) await writeLines(lines, { split: true });
+    for await (const lines of client.follow(started.pid, { onRetry: reconnectNotice() }))
+      await writeLines(lines, { split: true });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EPIPE') return brokenPipe();
     throw error;

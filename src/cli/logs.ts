@@ -1,6 +1,6 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import type { SandboxClient } from '../client/index.ts';
-import { type ConnectionOptions, example, run, withConnection } from './connection.ts';
+import { type ConnectionOptions, example, reconnectNotice, run, withConnection } from './connection.ts';
 import { writeLines } from './lines.ts';
 
 interface LogsOptions extends ConnectionOptions {
@@ -38,7 +38,8 @@ function lineId(text: string): number {
 }
 
 async function follow(client: SandboxClient, ref: string, { after }: LogsOptions): Promise<number> {
-  for await (const lines of client.follow(ref, { after })) await writeLines(lines, { split: false });
+  for await (const lines of client.follow(ref, { after, onRetry: reconnectNotice() }))
+    await writeLines(lines, { split: false });
   return 0;
 }
 

@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { InvalidArgumentError } from 'commander';
-import { DaemonError, type SandboxClient } from '../client/index.ts';
+import { DaemonError, type SandboxClient, UnreachableError } from '../client/index.ts';
 
 /**
  * Sends the signals this process receives to a remote process group instead of dying of them.
@@ -18,6 +18,8 @@ export function forwardSignals(client: SandboxClient, names: NodeJS.Signals[]) {
       // It has ended meanwhile: its end is on its way to the reader.
       if (error instanceof DaemonError && ['PROCESS_NOT_RUNNING', 'NOT_FOUND'].includes(error.code)) return;
       process.stderr.write(`sandboxd: could not pass on signal ${signal}: ${(error as Error).message}\n`);
+      // Nobody to pass it to: the signal was meant to end something, so this ends.
+      if (error instanceof UnreachableError) process.exit(128 + signal);
     });
   };
   const handlers = names.map((name) => {

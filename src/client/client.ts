@@ -49,6 +49,8 @@ export interface FollowOptions {
   retryForMs?: number;
   /** A stream that sends nothing (not even its heartbeat) for this long is taken as dropped. */
   idleMs?: number;
+  /** Told of each failed attempt to reconnect (the connection could not be made again). */
+  onRetry?: (error: unknown) => void;
 }
 
 export interface FileStat {
@@ -187,6 +189,7 @@ export class SandboxClient {
       resume = true,
       retryForMs = 60_000,
       idleMs = DEFAULT_IDLE_MS,
+      onRetry,
     }: FollowOptions = {},
   ): AsyncGenerator<FollowedLine[], boolean> {
     let last = after;
@@ -201,6 +204,8 @@ export class SandboxClient {
           signal,
         });
         if (!response.ok) throw await DaemonError.from(response);
+        // Connected: a stream that then breaks off is a new failure, not more of an old one.
+        failingSince = undefined;
         for await (const messages of readSseBatches(response, { idleMs })) {
           const batch: FollowedLine[] = [];
           let ended = false;
@@ -211,7 +216,6 @@ export class SandboxClient {
           }
           if (batch.length > 0) {
             last = (batch.at(-1) as FollowedLine).id;
-            failingSince = undefined;
             backoffMs = 50;
             yield batch;
           }
@@ -220,6 +224,7 @@ export class SandboxClient {
       } catch (error) {
         if (error instanceof DaemonError || signal?.aborted) throw error;
         failure = error;
+        if (error instanceof UnreachableError) onRetry?.(error);
       }
       // The stream ended without its end event: the connection was dropped.
       if (!resume) return false;
