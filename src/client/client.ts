@@ -13,7 +13,7 @@ import type {
 import type { startBody } from '../api/tensorlake/schemas.ts';
 import { DaemonError, networkReason, UnreachableError } from './errors.ts';
 import { readSseBatches } from './sse.ts';
-import { TerminalConnection } from './terminal.ts';
+import type { TerminalConnection } from './terminal.ts';
 
 export type StartRequest = z.input<typeof startBody>;
 export type PtyCreateRequest = z.input<typeof ptyCreateBody>;
@@ -262,9 +262,11 @@ export class SandboxClient {
    * Opens a terminal session's WebSocket, with the session's token when given, else with the
    * daemon's credentials.
    */
-  attachTerminal(id: string, sessionToken?: string): Promise<TerminalConnection> {
+  async attachTerminal(id: string, sessionToken?: string): Promise<TerminalConnection> {
     const base = `${this.url.replace(/^http/, 'ws')}${API}/pty/${encodeURIComponent(id)}/ws`;
     const url = sessionToken === undefined ? base : `${base}?token=${encodeURIComponent(sessionToken)}`;
+    // Loaded when first needed: the WebSocket library is most of a short command's start-up.
+    const { TerminalConnection } = await import('./terminal.ts');
     return TerminalConnection.open(url, sessionToken === undefined ? this.authHeaders : {}, this.url);
   }
 

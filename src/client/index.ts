@@ -16,4 +16,4 @@ export {
   type StartRequest,
 } from './client.ts';
 export { DaemonError, UnreachableError } from './errors.ts';
-export { TerminalConnection, type TerminalEnd } from './terminal.ts';
+export type { TerminalConnection, TerminalEnd } from './terminal.ts';
