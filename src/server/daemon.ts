@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { envdDialect } from '../api/envd/index.ts';
 import { tensorlakeDialect } from '../api/tensorlake/index.ts';
 import { ProcessTable } from '../core/process-table.ts';
+import { consoleUi } from '../ui/index.ts';
 import { createRequestListener, createUpgradeListener, type UpgradeListener } from './request-listener.ts';
 
 export interface DaemonConfig {
@@ -16,6 +17,8 @@ export interface DaemonConfig {
   shutdownGraceMs: number;
   /** An unattached terminal session is killed after this long. */
   ptyIdleTimeoutMs: number;
+  /** Serve the web console at /ui. */
+  ui: boolean;
 }
 
 export interface Daemon {
@@ -72,7 +75,9 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     // A stdin chunk of the largest size, plus room for the message around it.
     envdDialect({ table, baseEnv, readMaxBytes: limits.stdinBytes + 64 * 1024 }),
   ];
-  const listener = createRequestListener({ dialects, token: config.token });
+  const ui = config.ui ? consoleUi({ token: config.token }) : undefined;
+  if (ui) dialects.push(ui.dialect);
+  const listener = createRequestListener({ dialects, token: config.token, session: ui?.sessions });
   const onUpgrade = createUpgradeListener(dialects);
   const servers = await Promise.all(
     config.ports.map((port) => listen(listener, onUpgrade, config.host, port)),
