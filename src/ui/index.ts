@@ -111,6 +111,7 @@ export function consoleUi({ token, sessionLifetimeMs = 24 * 60 * 60 * 1000 }: Co
         if (path === LOGIN && method === 'POST') return await logIn(req, res);
         if (path === `${PREFIX}/logout` && method === 'POST') return logOut(req, res);
         req.resume();
+        if (path === `${PREFIX}/logout`) return plain(res, 405, 'log out with POST\n', { allow: 'POST' });
         if (method !== 'GET' && method !== 'HEAD') return plain(res, 405, 'method not allowed\n');
         // The assets are the same bytes as the package ships; only pages need a session.
         if (path.startsWith(`${PREFIX}/assets/`)) {

@@ -1,8 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { buildConsole } from '../../web/build.ts';
+import { buildConsole, type ConsoleSizes } from '../../web/build.ts';
 import { ROOT, type TestDaemon } from './daemon.ts';
 
 /** Debian's chromium; never a browser a package downloads. */
@@ -10,8 +10,8 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const SCREENSHOTS = join(ROOT, 'test-results');
 
 /** Builds the console's assets, which the daemon serves from dist/web. */
-export async function buildAssets(): Promise<void> {
-  await buildConsole();
+export function buildAssets(): Promise<ConsoleSizes> {
+  return buildConsole();
 }
 
 /** Headless Chromium; Playwright gives each launch a fresh, temporary profile. */
@@ -34,6 +34,7 @@ export function launchBrowser(): Promise<Browser> {
 export interface BrowserTestContext {
   page: Page;
   context: BrowserContext;
+  t: TestContext;
 }
 
 /**
@@ -46,11 +47,14 @@ export function browserTest(
   body: (context: BrowserTestContext) => Promise<void>,
   options: { skip?: string | boolean } = {},
 ): void {
-  test(name, options, async () => {
-    const context = await browser().newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  test(name, options, async (t) => {
+    const context = await browser().newContext({
+      viewport: { width: 1280, height: 800 },
+      acceptDownloads: true,
+    });
     const page = await context.newPage();
     try {
-      await body({ page, context });
+      await body({ page, context, t });
     } catch (error) {
       await mkdir(SCREENSHOTS, { recursive: true });
       const file = join(SCREENSHOTS, `${name.replace(/[^\w-]+/g, '-').slice(0, 80)}.png`);
