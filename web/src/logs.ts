@@ -237,6 +237,7 @@ export function logsScreen(): Screen {
     try {
       const info = await api<ProcessInfo>('GET', `/processes/${encodeURIComponent(pid)}`);
       title.textContent = `${info.pid} · ${commandLine(info)}`;
+      title.title = commandLine(info);
       const { text, className } = describe(info);
       exit.textContent = text;
       exit.className = `exit ${className}`;

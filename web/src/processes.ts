@@ -18,6 +18,12 @@ export function parseEnv(text: string): Record<string, string> {
   return env;
 }
 
+function managedNote({ status, restart_count }: NonNullable<ProcessInfo['managed']>): string {
+  const restarts = restart_count === 1 ? '1 restart' : `${restart_count} restarts`;
+  const state = status === 'running' ? 'managed' : `managed, ${status.replace('_', ' ')}`;
+  return restart_count > 0 ? `${state}, ${restarts}` : state;
+}
+
 interface Row {
   element: HTMLTableRowElement;
   cells: HTMLTableCellElement[];
@@ -116,7 +122,7 @@ export function processesScreen(): Screen {
         row = { element: h('tr', { 'data-pid': info.pid }, ...cells), cells, actionsFor: '' };
         rows.set(info.pid, row);
       }
-      const status = info.managed ? `${info.status} (${info.managed.status})` : info.status;
+      const status = info.managed ? `${info.status} · ${managedNote(info.managed)}` : info.status;
       const texts = [String(info.pid), info.name ?? '', status, endOf(info), formatTime(info.started_at)];
       texts.forEach((text, i) => {
         const cell = row.cells[i] as HTMLTableCellElement;
@@ -132,7 +138,7 @@ export function processesScreen(): Screen {
       }
       const actionsFor = `${info.status}/${info.managed ? 'managed' : ''}`;
       if (row.actionsFor !== actionsFor) {
-        (row.cells[6] as HTMLTableCellElement).replaceChildren(...actions(info));
+        (row.cells[6] as HTMLTableCellElement).replaceChildren(h('div', {}, ...actions(info)));
         row.cells[6]?.setAttribute('class', 'actions');
         row.actionsFor = actionsFor;
       }
