@@ -2,8 +2,11 @@ import { API, api, commandLine, endOf, failure, type ProcessInfo, SIGNALS } from
 import { formatTime, h, notify } from './dom.ts';
 import type { Screen } from './screen.ts';
 
-// The table is cheap to poll: a short JSON list, fetched while the screen is on view.
+// The table is polled while the screen is on view: once a second for a table of the usual
+// size, less often for a big one (1000 processes are 160 KiB of JSON), at most every 5 s.
 const POLL_MS = 1000;
+const POLL_BYTES_PER_SECOND = 32 * 1024;
+const MAX_POLL_MS = 5000;
 
 /** KEY=value lines into an object; blank lines and # comments are skipped. */
 export function parseEnv(text: string): Record<string, string> {
@@ -37,6 +40,8 @@ export function processesScreen(): Screen {
   const empty = h('p', { class: 'empty' }, 'No processes yet.');
   let timer: number | undefined;
   let polling = false;
+  let pollMs = POLL_MS;
+  let shown = false;
 
   const refresh = async () => {
     if (polling) return;
@@ -44,8 +49,9 @@ export function processesScreen(): Screen {
     try {
       const response = await fetch(`${API}/processes`, { credentials: 'same-origin' });
       if (!response.ok) throw await failure(response);
-      const { processes } = (await response.json()) as { processes: ProcessInfo[] };
-      render(processes);
+      const text = await response.text();
+      pollMs = Math.min(MAX_POLL_MS, Math.max(POLL_MS, (1000 * text.length) / POLL_BYTES_PER_SECOND));
+      render((JSON.parse(text) as { processes: ProcessInfo[] }).processes);
     } catch (error) {
       notify(`Could not list processes: ${(error as Error).message}`, 'error');
     } finally {
@@ -188,14 +194,18 @@ export function processesScreen(): Screen {
     root,
     show() {
       void refresh();
-      window.clearInterval(timer);
-      timer = window.setInterval(() => {
-        if (document.visibilityState === 'visible') void refresh();
-      }, POLL_MS);
+      window.clearTimeout(timer);
+      shown = true;
+      const tick = async () => {
+        if (document.visibilityState === 'visible') await refresh();
+        if (shown) timer = window.setTimeout(tick, pollMs);
+      };
+      timer = window.setTimeout(tick, pollMs);
       document.addEventListener('visibilitychange', onVisibility);
     },
     hide() {
-      window.clearInterval(timer);
+      shown = false;
+      window.clearTimeout(timer);
       timer = undefined;
       document.removeEventListener('visibilitychange', onVisibility);
     },
