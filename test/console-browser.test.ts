@@ -278,6 +278,18 @@ describe('console: terminal', () => {
     await page.keyboard.press('Enter');
   };
 
+  const openTerminal = async (page: Page) => {
+    await logIn(page, daemon);
+    await open(page, '#/terminal');
+    await page.waitForSelector('.terminal .follow-state.live');
+  };
+
+  const terminalShows = (page: Page, text: string) =>
+    page.waitForFunction(
+      (needle) => document.querySelector('.xterm-rows')?.textContent?.includes(needle),
+      text,
+    );
+
   const endSession = async (page: Page) => {
     await page.click('.terminal button.danger');
     await page.waitForSelector('.terminal .follow-state.ended');
@@ -287,9 +299,7 @@ describe('console: terminal', () => {
     'echo $((6*7)) typed into the terminal reads back 42',
     () => browser,
     async ({ page }) => {
-      await logIn(page, daemon);
-      await open(page, '#/terminal');
-      await page.waitForSelector('.terminal .follow-state.live');
+      await openTerminal(page);
       await typeCommand(page, 'echo $((6*7))');
       await page.waitForFunction(() =>
         [...document.querySelectorAll('.xterm-rows > div')].some((row) => row.textContent?.trim() === '42'),
@@ -302,9 +312,7 @@ describe('console: terminal', () => {
     'resizing the window changes stty size',
     () => browser,
     async ({ page }) => {
-      await logIn(page, daemon);
-      await open(page, '#/terminal');
-      await page.waitForSelector('.terminal .follow-state.live');
+      await openTerminal(page);
       const size = async (tag: string): Promise<[number, number]> => {
         await typeCommand(page, `stty size | sed 's/^/${tag}=/'`);
         const pattern = new RegExp(`^${tag}=(\\d+) (\\d+)$`);
@@ -342,7 +350,6 @@ describe('console: terminal', () => {
     'a dropped terminal connection comes back with its scrollback',
     () => browser,
     async ({ page }) => {
-      await logIn(page, daemon);
       const sockets: WebSocketRoute[] = [];
       const received: string[] = [];
       let second: () => void = () => {};
@@ -358,25 +365,18 @@ describe('console: terminal', () => {
         });
         if (index === 1) second();
       });
-      await open(page, '#/terminal');
-      await page.waitForSelector('.terminal .follow-state.live');
+      await openTerminal(page);
       await typeCommand(page, 'echo before-$((40+2))');
-      await page.waitForFunction(() =>
-        document.querySelector('.xterm-rows')?.textContent?.includes('before-42'),
-      );
+      await terminalShows(page, 'before-42');
       // The page's side of the socket drops, as on a network failure.
       await sockets[0]?.close({ code: 4000, reason: 'dropped' });
       await reconnected;
       await page.waitForSelector('.terminal .follow-state.live');
       // The daemon replayed the scrollback on the new connection, and the page shows it.
-      await page.waitForFunction(() =>
-        document.querySelector('.xterm-rows')?.textContent?.includes('before-42'),
-      );
+      await terminalShows(page, 'before-42');
       assert.match(received[1] ?? '', /before-42/);
       await typeCommand(page, 'echo after-$((40+2))');
-      await page.waitForFunction(() =>
-        document.querySelector('.xterm-rows')?.textContent?.includes('after-42'),
-      );
+      await terminalShows(page, 'after-42');
       await endSession(page);
     },
   );
@@ -385,19 +385,13 @@ describe('console: terminal', () => {
     'a reload finds the same terminal again',
     () => browser,
     async ({ page }) => {
-      await logIn(page, daemon);
-      await open(page, '#/terminal');
-      await page.waitForSelector('.terminal .follow-state.live');
+      await openTerminal(page);
       await typeCommand(page, 'MARK=kept-$((1+1)); echo $MARK');
-      await page.waitForFunction(() =>
-        document.querySelector('.xterm-rows')?.textContent?.includes('kept-2'),
-      );
+      await terminalShows(page, 'kept-2');
       await page.reload();
       await page.waitForSelector('.terminal .follow-state.live');
       await typeCommand(page, 'echo again-$MARK');
-      await page.waitForFunction(() =>
-        document.querySelector('.xterm-rows')?.textContent?.includes('again-kept-2'),
-      );
+      await terminalShows(page, 'again-kept-2');
       await endSession(page);
     },
   );

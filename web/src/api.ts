@@ -1,3 +1,5 @@
+import type { ProcessInfo } from './process-info.ts';
+
 // The console is a client of the public REST routes, like any other; the browser's session
 // cookie authorizes it, so no credential ever passes through this code.
 
@@ -43,19 +45,7 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
   return (await response.json()) as T;
 }
 
-export interface ProcessInfo {
-  pid: number;
-  status: 'running' | 'exited' | 'signaled';
-  exit_code: number | null;
-  signal: number | null;
-  stdin_writable: boolean;
-  command: string;
-  args: string[];
-  started_at: number;
-  ended_at: number | null;
-  name?: string;
-  managed?: { status: string; restart_count: number };
-}
+export type { ProcessInfo };
 
 // Linux's numbers; the API takes signals as numbers.
 export const SIGNALS: Record<number, string> = {
