@@ -1,24 +1,28 @@
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { restClient } from './helpers/api.ts';
-import { browserTest, buildAssets, launchBrowser, logIn } from './helpers/browser.ts';
+import { browserTest, buildAssets, launchBrowser, logIn, shellEnvironment } from './helpers/browser.ts';
 import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
 
 const TOKEN = 'console-secret-7f3a9c1e5b';
 
 let daemon: TestDaemon;
+let shell: Record<string, string>;
 let client: ReturnType<typeof restClient>;
 let origin: string;
 let sizes: Awaited<ReturnType<typeof buildAssets>>;
 before(async () => {
   sizes = await buildAssets();
-  daemon = await startDaemon(['--token', TOKEN]);
+  shell = await shellEnvironment();
+  daemon = await startDaemon(['--token', TOKEN], shell);
   client = restClient(daemon);
   origin = daemon.url;
 });
 after(async () => {
   await daemon.stop();
+  await rm(shell.HOME as string, { recursive: true, force: true });
 });
 
 /** A plain HTTP request, redirects not followed. */

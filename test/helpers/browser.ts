@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
@@ -12,6 +13,14 @@ export const SCREENSHOTS = join(ROOT, 'test-results');
 /** Builds the console's assets, which the daemon serves from dist/web. */
 export function buildAssets(): Promise<ConsoleSizes> {
   return buildConsole();
+}
+
+/**
+ * An environment for a daemon whose terminals the tests drive: a home of its own, so that a
+ * shell reads no start-up files of the machine's user (which may be slow or wait on locks).
+ */
+export async function shellEnvironment(): Promise<Record<string, string>> {
+  return { HOME: await mkdtemp(join(tmpdir(), 'console-home-')) };
 }
 
 /** Headless Chromium; Playwright gives each launch a fresh, temporary profile. */

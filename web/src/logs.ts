@@ -299,6 +299,8 @@ export function logsScreen(): Screen {
           ),
         ),
       state: (next) => {
+        // "ended" means every line is on the page.
+        if (next === 'ended' && flushing) flush();
         state.textContent = next;
         state.className = `follow-state ${next}`;
       },
