@@ -49,6 +49,7 @@ export class Assets {
       'content-length': body.length,
       'cache-control': hashed ? 'public, max-age=31536000, immutable' : 'no-store',
       vary: 'accept-encoding',
+      'x-content-type-options': 'nosniff',
       ...(gzipped ? { 'content-encoding': 'gzip' } : {}),
       ...headers,
     });
