@@ -45,7 +45,8 @@ function readError(text: string): string | undefined {
 }
 
 export function filesScreen(): Screen {
-  let path = '/';
+  // A relative path is the daemon user's home; the listing answers with the absolute path.
+  let path = '.';
   const location = h('input', { 'aria-label': 'path', spellcheck: 'false' });
   const tbody = h('tbody');
   const uploads = h('ul', { class: 'uploads' });
