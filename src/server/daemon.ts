@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { envdDialect } from '../api/envd/index.ts';
 import { tensorlakeDialect } from '../api/tensorlake/index.ts';
 import { ProcessTable } from '../core/process-table.ts';
+import { Accounts } from '../core/users.ts';
+import { FileSystem } from '../files/file-system.ts';
 import { consoleUi } from '../ui/index.ts';
 import { createRequestListener, createUpgradeListener, type UpgradeListener } from './request-listener.ts';
 
@@ -46,19 +48,27 @@ function baseEnvironment(): Record<string, string> {
 export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   const startedAt = Date.now();
   const baseEnv = baseEnvironment();
+  const accounts = new Accounts();
   const table = new ProcessTable({
     dataDir: config.dataDir,
     baseEnv,
+    accounts,
     log: { memoryBytesPerStream: MiB, maxBytesPerStream: 256 * MiB, maxLineBytes: MiB },
     stdin: { maxQueuedBytes: 8 * MiB, writeTimeoutMs: 30_000 },
     drainGraceMs: config.drainGraceMs,
     retainFinished: 1000,
     retainFinishedMs: 60 * 60 * 1000,
   });
+  const files = new FileSystem({
+    accounts,
+    maxListEntries: 100_000,
+    watch: { maxEvents: 4096, maxDirectories: 8192, maxWatches: 256 },
+  });
   const limits = { jsonBytes: MiB, stdinBytes: 16 * MiB };
   const dialects = [
     tensorlakeDialect({
       table,
+      files,
       limits,
       version,
       startedAt,
@@ -73,7 +83,13 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       },
     }),
     // A stdin chunk of the largest size, plus room for the message around it.
-    envdDialect({ table, baseEnv, readMaxBytes: limits.stdinBytes + 64 * 1024 }),
+    envdDialect({
+      table,
+      files,
+      baseEnv,
+      readMaxBytes: limits.stdinBytes + 64 * 1024,
+      watcherIdleMs: 10 * 60 * 1000,
+    }),
   ];
   const ui = config.ui ? consoleUi({ token: config.token }) : undefined;
   if (ui) dialects.push(ui.dialect);
@@ -94,6 +110,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
         server.close();
         server.closeIdleConnections();
       }
+      files.close();
       await table.shutdown(config.shutdownGraceMs);
       for (const server of servers) server.closeAllConnections();
     },
