@@ -4,14 +4,15 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { restClient } from '../test/helpers/api.ts';
-import { launchBrowser, logIn } from '../test/helpers/browser.ts';
+import { launchBrowser, logIn, shellEnvironment } from '../test/helpers/browser.ts';
 import { ROOT, startDaemon } from '../test/helpers/daemon.ts';
 import { buildConsole } from './build.ts';
 
 const DOCS = join(ROOT, 'docs');
 await buildConsole();
 await mkdir(DOCS, { recursive: true });
-const daemon = await startDaemon(['--token', 'screenshot-token']);
+const shell = await shellEnvironment();
+const daemon = await startDaemon(['--token', 'screenshot-token'], shell);
 const client = restClient(daemon);
 const browser = await launchBrowser();
 const files = await mkdtemp(join(tmpdir(), 'project-'));
@@ -55,22 +56,22 @@ try {
   await page.screenshot({ path: join(DOCS, 'console-logs.png') });
   await page.goto(`${daemon.url}/ui/#/terminal`);
   await page.waitForSelector('.terminal .follow-state.live');
-  const prompts = (count: number) =>
-    page.waitForFunction(
-      (n) =>
-        [...document.querySelectorAll('.xterm-rows > div')].filter((row) =>
-          /[#$]\s*$/.test(row.textContent ?? ''),
-        ).length >= n,
-      count,
-    );
-  await prompts(1);
+  // The shell waits for input: the last line that is not empty ends in its prompt.
+  const prompt = () =>
+    page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('.xterm-rows > div')].map(
+        (row) => row.textContent?.trim() ?? '',
+      );
+      return /[#$]$/.test(rows.filter((row) => row !== '').at(-1) ?? '');
+    });
+  await prompt();
   await page.click('.terminal-host');
   await page.keyboard.type(`cd ${files} && ls -l && echo $((6*7))`);
   await page.keyboard.press('Enter');
   await page.waitForFunction(() =>
     [...document.querySelectorAll('.xterm-rows > div')].some((row) => row.textContent?.trim() === '42'),
   );
-  await prompts(2);
+  await prompt();
   await page.screenshot({ path: join(DOCS, 'console-terminal.png') });
   await page.click('.terminal button.danger');
   await page.goto(`${daemon.url}/ui/#/files/${files}`);
@@ -82,4 +83,5 @@ try {
   await browser.close();
   await daemon.stop();
   await rm(files, { recursive: true, force: true });
+  await rm(shell.HOME as string, { recursive: true, force: true });
 }
