@@ -33,6 +33,7 @@ export function serveCommand(program: Command): void {
       10_000,
     )
     .option('--pty-idle-timeout-ms <ms>', 'how long a terminal session may stay unattached', integer, 300_000)
+    .option('--no-ui', 'do not serve the web console at /ui')
     .addHelpText('after', example('SANDBOXD_TOKEN=s3cret sandboxd serve --host 0.0.0.0 --envd'))
     .action(async (options) => {
       if (!isLoopback(options.host) && !options.token && !options.insecure) {
@@ -50,6 +51,7 @@ export function serveCommand(program: Command): void {
         drainGraceMs: options.drainGraceMs,
         shutdownGraceMs: options.shutdownGraceMs,
         ptyIdleTimeoutMs: options.ptyIdleTimeoutMs,
+        ui: options.ui,
       });
       for (const url of daemon.urls) console.log(`sandboxd listening on ${url}`);
       let stopping = false;

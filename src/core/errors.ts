@@ -13,7 +13,14 @@ export type SandboxErrorKind =
   | 'stdin_not_writable'
   | 'wrong_input_kind'
   | 'not_managed'
-  | 'resource_exhausted';
+  | 'resource_exhausted'
+  | 'stdin_queue_full'
+  | 'invalid_user'
+  | 'is_directory'
+  | 'not_a_directory'
+  | 'already_exists'
+  | 'permission_denied'
+  | 'no_space';
 
 export class SandboxError extends Error {
   constructor(

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,7 +9,7 @@ import type { OutputLogOptions } from './output-log.ts';
 import { type ProcessOptions, type ProcessSpec, SandboxProcess } from './process.ts';
 import type { TerminalSize } from './pty.ts';
 import { type ManagedState, type RestartPolicy, Supervisor } from './supervisor.ts';
-import { type ResolvedUser, resolveUser, type UserSpec } from './users.ts';
+import { type Accounts, type ResolvedUser, resolveUser, type UserSpec } from './users.ts';
 
 /** A request to start a process, as the adapters hand it over. */
 export interface StartRequest {
@@ -33,6 +34,7 @@ export interface TableOptions {
   dataDir?: string;
   /** The environment every process starts from. */
   baseEnv: Record<string, string>;
+  accounts: Accounts;
   log: Omit<OutputLogOptions, 'spillDir'>;
   stdin: ProcessOptions['stdin'];
   drainGraceMs: number;
@@ -63,7 +65,7 @@ export class ProcessTable {
   async start(request: StartRequest): Promise<SandboxProcess> {
     if (this.shuttingDown) throw new SandboxError('not_running', 'the daemon is shutting down');
     const { name } = request;
-    const spec = this.resolveSpec(request);
+    const spec = await this.resolveSpec(request);
     if (name !== undefined) this.reserveName(name);
     let process: SandboxProcess;
     try {
@@ -182,13 +184,14 @@ export class ProcessTable {
     this.startingNames.add(name);
   }
 
-  private resolveSpec(request: StartRequest): ProcessSpec {
+  private async resolveSpec(request: StartRequest): Promise<ProcessSpec> {
     assertExecArguments(request);
-    const user: ResolvedUser | undefined = request.user === undefined ? undefined : resolveUser(request.user);
+    const user: ResolvedUser | undefined =
+      request.user === undefined ? undefined : await resolveUser(this.options.accounts, request.user);
     const userEnv: Record<string, string> = user?.name
       ? { HOME: user.home ?? '/', USER: user.name, LOGNAME: user.name }
       : {};
-    if (request.cwd !== undefined) assertDirectory(request.cwd);
+    if (request.cwd !== undefined) await assertDirectory(request.cwd);
     return {
       command: request.command,
       args: request.args ?? [],
@@ -255,12 +258,10 @@ function assertExecArguments({ command, args = [], env = {}, cwd }: StartRequest
   if (cwd?.includes('\0')) fail('cwd', 'must not contain a NUL byte');
 }
 
-function assertDirectory(path: string): void {
-  let isDirectory = false;
-  try {
-    isDirectory = statSync(path).isDirectory();
-  } catch {
-    // Missing or unreadable: reported below.
-  }
+async function assertDirectory(path: string): Promise<void> {
+  const isDirectory = await stat(path).then(
+    (s) => s.isDirectory(),
+    () => false, // Missing or unreadable: reported below.
+  );
   if (!isDirectory) throw new SandboxError('bad_cwd', `cwd '${path}' does not exist`);
 }

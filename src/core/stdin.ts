@@ -47,10 +47,7 @@ export class StdinWriter {
     // writer is told at once to come back later.
     if (this.waitingBytes > 0 && this.waitingBytes + data.length > maxQueuedBytes) {
       return Promise.reject(
-        new SandboxError(
-          'resource_exhausted',
-          `stdin: more than ${maxQueuedBytes} bytes are already waiting`,
-        ),
+        new SandboxError('stdin_queue_full', `stdin: more than ${maxQueuedBytes} bytes are already waiting`),
       );
     }
     this.waitingBytes += data.length;
@@ -82,7 +79,7 @@ export class StdinWriter {
       const left = deadline - Date.now();
       if (left <= 0) {
         throw new SandboxError(
-          'resource_exhausted',
+          'stdin_queue_full',
           `stdin queue is full (${maxQueuedBytes} bytes) and the process has not read for ${writeTimeoutMs} ms`,
         );
       }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { SandboxError } from './errors.ts';
 
 export type UserSpec = string | { name?: string; uid?: number; gid?: number };
@@ -11,50 +11,134 @@ export interface ResolvedUser {
   home?: string;
 }
 
-interface PasswdEntry {
+export interface Account {
   name: string;
   uid: number;
   gid: number;
   home: string;
 }
 
-function passwd(): PasswdEntry[] {
-  let text: string;
-  try {
-    text = readFileSync('/etc/passwd', 'utf8');
-  } catch {
-    return [];
+interface Database {
+  /** Identifies the files' contents: their sizes and modification times. */
+  stamp: string;
+  byName: Map<string, Account>;
+  byUid: Map<number, Account>;
+  groupNames: Map<number, string>;
+}
+
+export interface AccountFiles {
+  passwd: string;
+  group: string;
+}
+
+/**
+ * The password and group databases. They are read asynchronously, kept, and read again only
+ * when a look-up finds them changed (checked at most once a second), so that a look-up on a
+ * request path costs no disk read.
+ */
+export class Accounts {
+  private latest: Promise<Database> | undefined;
+  private checkedAt = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly files: AccountFiles = { passwd: '/etc/passwd', group: '/etc/group' },
+    private readonly recheckMs = 1000,
+  ) {}
+
+  async byName(name: string): Promise<Account | undefined> {
+    return (await this.database()).byName.get(name);
   }
+
+  async byUid(uid: number): Promise<Account | undefined> {
+    return (await this.database()).byUid.get(uid);
+  }
+
+  /** The user's name, or the number when the database has none. */
+  async userName(uid: number): Promise<string> {
+    return (await this.byUid(uid))?.name ?? String(uid);
+  }
+
+  /** The group's name, or the number when the database has none. */
+  async groupName(gid: number): Promise<string> {
+    return (await this.database()).groupNames.get(gid) ?? String(gid);
+  }
+
+  private database(): Promise<Database> {
+    const now = Date.now();
+    if (this.latest === undefined || now - this.checkedAt >= this.recheckMs) {
+      this.checkedAt = now;
+      this.latest = this.refresh(this.latest);
+    }
+    return this.latest;
+  }
+
+  private async refresh(previous: Promise<Database> | undefined): Promise<Database> {
+    const stamp = await this.stamp();
+    const old = await previous;
+    if (old?.stamp === stamp) return old;
+    const [passwd, group] = await Promise.all([
+      readOrEmpty(this.files.passwd),
+      readOrEmpty(this.files.group),
+    ]);
+    const byName = new Map<string, Account>();
+    const byUid = new Map<number, Account>();
+    for (const [name = '', , uid, gid, , home = '/'] of records(passwd, 7)) {
+      const account = { name, uid: Number(uid), gid: Number(gid), home };
+      byName.set(name, account);
+      // The first entry for a uid names it, as getpwuid(3) does.
+      if (!byUid.has(account.uid)) byUid.set(account.uid, account);
+    }
+    const groupNames = new Map<number, string>();
+    for (const [name = '', , gid] of records(group, 3)) {
+      if (!groupNames.has(Number(gid))) groupNames.set(Number(gid), name);
+    }
+    return { stamp, byName, byUid, groupNames };
+  }
+
+  private async stamp(): Promise<string> {
+    const parts = await Promise.all(
+      [this.files.passwd, this.files.group].map((path) =>
+        stat(path).then(
+          (s) => `${s.size}:${s.mtimeMs}`,
+          () => 'missing',
+        ),
+      ),
+    );
+    return parts.join('/');
+  }
+}
+
+function readOrEmpty(path: string): Promise<string> {
+  return readFile(path, 'utf8').catch(() => '');
+}
+
+/** The colon-separated records of a database file with at least `fields` fields and numeric ids. */
+function records(text: string, fields: number): string[][] {
   return text
     .split('\n')
     .map((line) => line.split(':'))
-    .filter((fields) => fields.length >= 7)
-    .map(([name, , uid, gid, , home]) => ({
-      name: name as string,
-      uid: Number(uid),
-      gid: Number(gid),
-      home: home as string,
-    }));
+    .filter(
+      (record) => record.length >= fields && isId(record[2] ?? '') && (fields < 4 || isId(record[3] ?? '')),
+    );
 }
 
 const isId = (text: string) => /^\d+$/.test(text);
 
-/** Accepts a user name, "uid", "uid:gid", or { name | uid, gid }. */
-export function resolveUser(spec: UserSpec): ResolvedUser {
+/** Accepts a user name, "uid", "uid:gid", or { name | uid, gid }; an unknown name is invalid_user. */
+export async function resolveUser(accounts: Accounts, spec: UserSpec): Promise<ResolvedUser> {
   const wanted = typeof spec === 'string' ? parseUserString(spec) : spec;
-  const entries = passwd();
-  let entry: PasswdEntry | undefined;
+  let account: Account | undefined;
   if (wanted.name !== undefined) {
-    entry = entries.find((e) => e.name === wanted.name);
-    if (!entry) throw new SandboxError('spawn_failed', `user '${wanted.name}' does not exist`);
+    account = await accounts.byName(wanted.name);
+    if (!account) throw new SandboxError('invalid_user', `user '${wanted.name}' does not exist`);
   } else if (wanted.uid !== undefined) {
-    entry = entries.find((e) => e.uid === wanted.uid);
+    account = await accounts.byUid(wanted.uid);
   } else {
     throw new SandboxError('invalid_argument', 'user: give a name or a uid');
   }
-  const uid = wanted.uid ?? (entry as PasswdEntry).uid;
-  const gid = wanted.gid ?? entry?.gid ?? uid;
-  return { uid, gid, ...(entry ? { name: entry.name, home: entry.home } : {}) };
+  const uid = wanted.uid ?? (account as Account).uid;
+  const gid = wanted.gid ?? account?.gid ?? uid;
+  return { uid, gid, ...(account ? { name: account.name, home: account.home } : {}) };
 }
 
 function parseUserString(text: string): { name?: string; uid?: number; gid?: number } {

@@ -3,6 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { envdDialect } from '../api/envd/index.ts';
 import { tensorlakeDialect } from '../api/tensorlake/index.ts';
 import { ProcessTable } from '../core/process-table.ts';
+import { Accounts } from '../core/users.ts';
+import { FileSystem } from '../files/file-system.ts';
+import { consoleUi } from '../ui/index.ts';
 import { version } from '../version.ts';
 import { createRequestListener, createUpgradeListener, type UpgradeListener } from './request-listener.ts';
 
@@ -16,6 +19,8 @@ export interface DaemonConfig {
   shutdownGraceMs: number;
   /** An unattached terminal session is killed after this long. */
   ptyIdleTimeoutMs: number;
+  /** Serve the web console at /ui. */
+  ui: boolean;
 }
 
 export interface Daemon {
@@ -41,19 +46,27 @@ function baseEnvironment(): Record<string, string> {
 export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   const startedAt = Date.now();
   const baseEnv = baseEnvironment();
+  const accounts = new Accounts();
   const table = new ProcessTable({
     dataDir: config.dataDir,
     baseEnv,
+    accounts,
     log: { memoryBytesPerStream: MiB, maxBytesPerStream: 256 * MiB, maxLineBytes: MiB },
     stdin: { maxQueuedBytes: 8 * MiB, writeTimeoutMs: 30_000 },
     drainGraceMs: config.drainGraceMs,
     retainFinished: 1000,
     retainFinishedMs: 60 * 60 * 1000,
   });
+  const files = new FileSystem({
+    accounts,
+    maxListEntries: 100_000,
+    watch: { maxEvents: 4096, maxDirectories: 8192, maxWatches: 256 },
+  });
   const limits = { jsonBytes: MiB, stdinBytes: 16 * MiB };
   const dialects = [
     tensorlakeDialect({
       table,
+      files,
       limits,
       version,
       startedAt,
@@ -69,9 +82,17 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       },
     }),
     // A stdin chunk of the largest size, plus room for the message around it.
-    envdDialect({ table, baseEnv, readMaxBytes: limits.stdinBytes + 64 * 1024 }),
+    envdDialect({
+      table,
+      files,
+      baseEnv,
+      readMaxBytes: limits.stdinBytes + 64 * 1024,
+      watcherIdleMs: 10 * 60 * 1000,
+    }),
   ];
-  const listener = createRequestListener({ dialects, token: config.token });
+  const ui = config.ui ? consoleUi({ token: config.token }) : undefined;
+  if (ui) dialects.push(ui.dialect);
+  const listener = createRequestListener({ dialects, token: config.token, session: ui?.sessions });
   const onUpgrade = createUpgradeListener(dialects);
   const servers = await Promise.all(
     config.ports.map((port) => listen(listener, onUpgrade, config.host, port)),
@@ -88,6 +109,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
         server.close();
         server.closeIdleConnections();
       }
+      files.close();
       await table.shutdown(config.shutdownGraceMs);
       for (const server of servers) server.closeAllConnections();
     },

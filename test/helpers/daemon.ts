@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -22,18 +22,20 @@ export interface TestDaemon {
 
 /**
  * Starts the real daemon (the CLI, through tsx) on a free loopback port; `built` runs the
- * compiled CLI from dist/ instead, as `npm start` does (run `npm run build` first).
+ * compiled CLI from dist/ instead, as `npm start` does (run `npm run build` first); `user`
+ * runs it as another user.
  */
 export async function startDaemon(
   args: string[] = [],
   env: Record<string, string> = {},
-  { built = false } = {},
+  { built = false, user }: { built?: boolean; user?: { uid: number; gid: number } } = {},
 ): Promise<TestDaemon> {
   const cli = built ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'];
   const child = spawn(process.execPath, [...cli, 'serve', '--port', '0', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...user,
   });
   let printed = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -91,4 +93,19 @@ export async function eventually(condition: () => boolean | Promise<boolean>, ms
     if (Date.now() > deadline) throw new Error(`condition still false after ${ms} ms`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** How many directories a process watches through inotify (one `inotify wd:` line each). */
+export function inotifyWatches(pid: number): number {
+  let watches = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    try {
+      watches += readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
+        .split('\n')
+        .filter((line) => line.startsWith('inotify wd:')).length;
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+  return watches;
 }

@@ -13,10 +13,14 @@ export type Observations = any; // loose JSON printed by a scenario; each test c
  * Runs a scenario script from test/sdk under Node 22 against the daemon and returns what it
  * observed (the one JSON object it prints); the assertions stay in the test.
  */
-export async function runSdkScenario(script: string, daemon: TestDaemon): Promise<Observations> {
+export async function runSdkScenario(
+  script: string,
+  daemon: TestDaemon,
+  env: Record<string, string> = {},
+): Promise<Observations> {
   const { stdout } = await promisify(execFile)(NODE_22, [join(ROOT, 'test/sdk', script)], {
     cwd: ROOT,
-    env: { ...process.env, SANDBOXD_URL: daemon.url, SANDBOXD_TOKEN: daemon.token ?? '' },
+    env: { ...process.env, SANDBOXD_URL: daemon.url, SANDBOXD_TOKEN: daemon.token ?? '', ...env },
     timeout: 60_000,
   });
   return JSON.parse(stdout);

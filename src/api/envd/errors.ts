@@ -13,6 +13,13 @@ const BY_KIND: Record<SandboxErrorKind, Code> = {
   wrong_input_kind: Code.FailedPrecondition,
   not_managed: Code.FailedPrecondition,
   resource_exhausted: Code.ResourceExhausted,
+  stdin_queue_full: Code.ResourceExhausted,
+  invalid_user: Code.Unauthenticated,
+  is_directory: Code.InvalidArgument,
+  not_a_directory: Code.InvalidArgument,
+  already_exists: Code.AlreadyExists,
+  permission_denied: Code.PermissionDenied,
+  no_space: Code.ResourceExhausted,
 };
 
 /** Core failures as Connect errors; anything else passes through (Connect reports it as internal). */

@@ -1,19 +1,12 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
+import type { HandlerContext } from '@connectrpc/connect';
 import type { LogRecord, StreamName } from '../../core/output-log.ts';
 import type { ExitStatus, SandboxProcess } from '../../core/process.ts';
 import { signalName } from '../../core/signals.ts';
 import type { ProcessEventSchema } from '../../gen/process/process_pb.ts';
+import { KEEPALIVE, keepaliveMs, throwIfDeadlinePassed, withKeepalives } from './keepalive.ts';
 
 type ProcessEventInit = MessageInitShape<typeof ProcessEventSchema>;
-
-const DEFAULT_KEEPALIVE_SECONDS = 90;
-
-/** The idle time after which a stream sends a keepalive, from `Keepalive-Ping-Interval`. */
-function keepaliveMs(context: HandlerContext): number {
-  const seconds = Number(context.requestHeader.get('keepalive-ping-interval'));
-  return (Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_KEEPALIVE_SECONDS) * 1000;
-}
 
 /**
  * A process's events for one watcher: start, everything it has printed so far, live output,
@@ -25,41 +18,18 @@ export async function* processEvents(
   context: HandlerContext,
 ): AsyncGenerator<ProcessEventInit> {
   yield { event: { case: 'start', value: { pid: process.pid } } };
-  const idleMs = keepaliveMs(context);
   const batches = process.log.follow(process.log.startSeq, context.signal);
   try {
-    for (;;) {
-      const next = batches.next();
-      let result = await raceIdle(next, idleMs);
-      while (result === 'idle') {
-        yield { event: { case: 'keepalive', value: {} } };
-        result = await raceIdle(next, idleMs);
-      }
-      if (result.done) break;
-      yield* dataEvents(result.value);
+    for await (const batch of withKeepalives(batches, keepaliveMs(context))) {
+      if (batch === KEEPALIVE) yield { event: { case: 'keepalive', value: {} } };
+      else yield* dataEvents(batch);
     }
   } finally {
     await batches.return(undefined);
   }
-  if (context.signal.aborted) {
-    // The stream's deadline passed: say so, rather than end as if the process had finished.
-    const reason: unknown = context.signal.reason;
-    if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) throw reason;
-    return;
-  }
+  throwIfDeadlinePassed(context);
+  if (context.signal.aborted) return;
   yield { event: { case: 'end', value: endEvent(await process.exited) } };
-}
-
-async function raceIdle<T>(next: Promise<T>, idleMs: number): Promise<T | 'idle'> {
-  let timer: NodeJS.Timeout | undefined;
-  const idle = new Promise<'idle'>((resolve) => {
-    timer = setTimeout(() => resolve('idle'), idleMs);
-  });
-  try {
-    return await Promise.race([next, idle]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Adjacent records of one stream go out as one data event, as they were read. */

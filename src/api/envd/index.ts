@@ -2,11 +2,23 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ConnectRouter } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { ProcessTable } from '../../core/process-table.ts';
+import type { FileSystem } from '../../files/file-system.ts';
+import { Filesystem } from '../../gen/filesystem/filesystem_pb.ts';
 import { Process } from '../../gen/process/process_pb.ts';
 import type { Dialect } from '../../http/dialect.ts';
 import { sendJson } from '../../http/json.ts';
 import { closeStdin } from './close-stdin.ts';
 import { connect } from './connect.ts';
+import { download } from './files/download.ts';
+import { sendFilesError } from './files/errors.ts';
+import { upload } from './files/upload.ts';
+import { listDir } from './filesystem/list-dir.ts';
+import { makeDir } from './filesystem/make-dir.ts';
+import { move } from './filesystem/move.ts';
+import { remove } from './filesystem/remove.ts';
+import { stat } from './filesystem/stat.ts';
+import { watchDir } from './filesystem/watch-dir.ts';
+import { watcherRoutes } from './filesystem/watchers.ts';
 import { list } from './list.ts';
 import { envs, health, metricsRoute } from './plain-routes.ts';
 import { sendInput } from './send-input.ts';
@@ -17,17 +29,23 @@ import { update } from './update.ts';
 
 export interface EnvdOptions {
   table: ProcessTable;
+  files: FileSystem;
   /** The environment processes start from, served at /envs. */
   baseEnv: Record<string, string>;
   /** Largest request message, in bytes. */
   readMaxBytes: number;
+  /** A polled watcher that nobody polls for this long is removed. */
+  watcherIdleMs: number;
 }
 
-const SERVICE_PREFIX = `/${Process.typeName}/`;
-const PLAIN_PATHS = new Set(['/health', '/envs', '/metrics']);
+// `/<package>.<Service>/<Method>`: every such path is Connect's, known or not, so that an
+// unknown method gets a Connect error a client can read.
+const CONNECT_PATH = /^\/[A-Za-z_][\w.]*\.[A-Z]\w*\/[^/]*$/;
+const PLAIN_PATHS = new Set(['/health', '/envs', '/metrics', '/files']);
 
-/** The Connect-RPC `process.Process` service and envd's plain routes. */
-export function envdDialect({ table, baseEnv, readMaxBytes }: EnvdOptions): Dialect {
+/** The Connect-RPC `process.Process` and `filesystem.Filesystem` services and envd's plain routes. */
+export function envdDialect({ table, files, baseEnv, readMaxBytes, watcherIdleMs }: EnvdOptions): Dialect {
+  const watchers = watcherRoutes(files, { idleMs: watcherIdleMs });
   const rpc = connectNodeAdapter({
     routes(router: ConnectRouter) {
       router.service(Process, {
@@ -40,26 +58,49 @@ export function envdDialect({ table, baseEnv, readMaxBytes }: EnvdOptions): Dial
         closeStdin: closeStdin(table),
         update: update(table),
       });
+      router.service(Filesystem, {
+        stat: stat(files),
+        makeDir: makeDir(files),
+        move: move(files),
+        listDir: listDir(files),
+        remove: remove(files),
+        watchDir: watchDir(files),
+        ...watchers,
+      });
     },
     grpcWeb: true,
     readMaxBytes,
+    fallback(req, res) {
+      req.resume();
+      const body = JSON.stringify({ code: 'unimplemented', message: `${req.url} is not implemented` });
+      res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    },
   });
   const metrics = metricsRoute();
 
   return {
-    owns: (url) => url.pathname.startsWith(SERVICE_PREFIX) || PLAIN_PATHS.has(url.pathname),
+    owns: (url) => CONNECT_PATH.test(url.pathname) || PLAIN_PATHS.has(url.pathname),
     isPublic: (req, url) => req.method === 'GET' && url.pathname === '/health',
     unauthorized(res: ServerResponse) {
       sendJson(res, 401, { code: 'unauthenticated', message: 'unauthorized' });
     },
     async handle(req: IncomingMessage, res: ServerResponse, url: URL) {
-      if (url.pathname.startsWith(SERVICE_PREFIX)) {
+      if (CONNECT_PATH.test(url.pathname)) {
         rpc(req, res);
         return;
       }
+      if (url.pathname === '/files' && (req.method === 'GET' || req.method === 'POST')) {
+        await (req.method === 'GET' ? download : upload)(files, req, res, url).catch((error: unknown) =>
+          sendFilesError(res, error),
+        );
+        return;
+      }
+      const allowed = url.pathname === '/files' ? 'GET, POST' : 'GET';
       if (req.method !== 'GET') {
-        res.writeHead(405, { allow: 'GET' });
+        res.writeHead(405, { allow: allowed });
         res.end();
+        req.resume();
         return;
       }
       if (url.pathname === '/health') health(res);

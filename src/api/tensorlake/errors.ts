@@ -26,7 +26,14 @@ const BY_KIND: Record<SandboxErrorKind, [number, string]> = {
   stdin_not_writable: [400, 'STDIN_NOT_WRITABLE'],
   wrong_input_kind: [400, 'STDIN_NOT_WRITABLE'],
   not_managed: [400, 'NOT_MANAGED'],
-  resource_exhausted: [429, 'STDIN_QUEUE_FULL'],
+  resource_exhausted: [429, 'RESOURCE_EXHAUSTED'],
+  stdin_queue_full: [429, 'STDIN_QUEUE_FULL'],
+  invalid_user: [400, 'INVALID_USER'],
+  is_directory: [400, 'IS_DIRECTORY'],
+  not_a_directory: [400, 'NOT_A_DIRECTORY'],
+  already_exists: [409, 'ALREADY_EXISTS'],
+  permission_denied: [403, 'PERMISSION_DENIED'],
+  no_space: [507, 'NO_SPACE'],
 };
 
 export function toApiError(error: unknown): ApiError {

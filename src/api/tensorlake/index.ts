@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProcessTable } from '../../core/process-table.ts';
+import type { FileSystem } from '../../files/file-system.ts';
 import type { Dialect } from '../../http/dialect.ts';
 import { sendJson } from '../../http/json.ts';
 import { Router, safeDecode } from '../../http/router.ts';
 import { refuseUpgrade } from '../../http/upgrade.ts';
 import { ApiError, sendError } from './errors.ts';
+import { fileRoutes } from './files.ts';
 import type { Limits } from './limits.ts';
 import { openapiDocument } from './openapi.ts';
 import { outputRoutes } from './output.ts';
@@ -14,6 +16,7 @@ import { runRoute } from './run.ts';
 
 export interface TensorlakeOptions {
   table: ProcessTable;
+  files: FileSystem;
   limits: Limits;
   pty: PtyOptions;
   version: string;
@@ -24,10 +27,18 @@ const PREFIX = '/api/v1';
 const WEBSOCKET_PATH = /^\/api\/v1\/pty\/(?<id>[^/]+)\/ws\/?$/;
 
 /** The REST + SSE dialect under /api/v1. */
-export function tensorlakeDialect({ table, limits, pty, version, startedAt }: TensorlakeOptions): Dialect {
+export function tensorlakeDialect({
+  table,
+  files,
+  limits,
+  pty,
+  version,
+  startedAt,
+}: TensorlakeOptions): Dialect {
   const processes = processRoutes(table, limits);
   const output = outputRoutes(table);
   const terminals = ptyRoutes(table, limits, pty);
+  const fileAccess = fileRoutes(files);
   const router = new Router()
     .add('GET', `${PREFIX}/health`, ({ res }) => sendJson(res, 200, { healthy: true }))
     .add('GET', `${PREFIX}/info`, ({ res }) => {
@@ -54,6 +65,10 @@ export function tensorlakeDialect({ table, limits, pty, version, startedAt }: Te
     .add('GET', `${PREFIX}/pty/:id`, terminals.get)
     .add('DELETE', `${PREFIX}/pty/:id`, terminals.delete)
     .add('POST', `${PREFIX}/pty/:id/resize`, terminals.resize)
+    .add('GET', `${PREFIX}/files`, fileAccess.read)
+    .add('PUT', `${PREFIX}/files`, fileAccess.write)
+    .add('DELETE', `${PREFIX}/files`, fileAccess.remove)
+    .add('GET', `${PREFIX}/files/list`, fileAccess.list)
     .add('GET', `${PREFIX}/pty/:id/ws`, () => {
       throw new ApiError(426, 'UPGRADE_REQUIRED', 'this route speaks WebSocket');
     });

@@ -77,3 +77,7 @@ export function toStartRequest(body: CommandBody & Partial<z.infer<typeof startB
       : undefined,
   };
 }
+
+export const filesQuery = z.object({
+  path: z.string({ error: 'required' }).min(1, 'required'),
+});
