@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ProcessInfo, SandboxClient } from '../src/client/index.ts';
 import { sandboxClient } from './helpers/api.ts';
@@ -214,6 +218,56 @@ describe('sandboxd logs, signal, kill', () => {
       // Until it has ended.
     }
     assert.equal((await client.get(started.pid)).signal, 9);
+  });
+});
+
+describe('sandboxd cp', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sandboxd-cp-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('several MiB up and back down arrive byte for byte', async () => {
+    const original = randomBytes(7 * 1024 * 1024 + 123);
+    await writeFile(join(dir, 'original.bin'), original);
+    const remote = join(dir, 'sandbox', 'deeper', 'copy.bin');
+    const up = await cli(['cp', join(dir, 'original.bin'), `:${remote}`], { daemon });
+    assert.deepEqual([up.code, up.stdout, up.stderr], [0, '', '']);
+    assert.ok((await readFile(remote)).equals(original), 'the upload differs');
+
+    const down = await cli(['cp', `:${remote}`, join(dir, 'back.bin')], { daemon });
+    assert.deepEqual([down.code, down.stderr], [0, '']);
+    assert.ok((await readFile(join(dir, 'back.bin'))).equals(original), 'the download differs');
+    // Nothing half-written is left beside it.
+    assert.deepEqual((await readdir(dir)).sort(), ['back.bin', 'original.bin', 'sandbox']);
+  });
+
+  test('a directory destination gets the source name; - is stdin and stdout', async () => {
+    await mkdir(join(dir, 'into'), { recursive: true });
+    await writeFile(join(dir, 'named.txt'), 'named\n');
+    assert.equal((await cli(['cp', join(dir, 'named.txt'), `:${join(dir, 'into')}`], { daemon })).code, 0);
+    assert.equal(await readFile(join(dir, 'into', 'named.txt'), 'utf8'), 'named\n');
+    assert.equal(
+      (await cli(['cp', '-', `:${join(dir, 'piped.txt')}`], { daemon, input: 'from stdin\n' })).code,
+      0,
+    );
+    const out = await cli(['cp', `:${join(dir, 'piped.txt')}`, '-'], { daemon });
+    assert.deepEqual([out.code, out.stdout], [0, 'from stdin\n']);
+  });
+
+  test('a file missing on either side, or no side in the sandbox: said so', async () => {
+    const missing = join(dir, 'no-such-file');
+    const down = await cli(['cp', `:${missing}`, join(dir, 'x')], { daemon });
+    assert.equal(down.code, 1);
+    assert.equal(down.stderr, `sandboxd: no file ':${missing}' on the daemon at ${daemon.url}\n`);
+    const up = await cli(['cp', missing, `:${join(dir, 'y')}`], { daemon });
+    assert.deepEqual([up.code, up.stderr], [1, `sandboxd: no such file here: ${missing}\n`]);
+    const local = await cli(['cp', missing, join(dir, 'z')], { daemon });
+    assert.equal(local.code, 2);
+    assert.match(local.stderr, /one side must be in the sandbox \(a path starting with :\)/);
   });
 });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -145,5 +145,16 @@ describe('a terminal through sandboxd, driven in tmux', () => {
     // Its terminal's master went with the daemon: the shell got SIGHUP.
     await eventually(() => !isAlive(session?.pid as number));
     await rm(dataDir, { recursive: true, force: true });
+  });
+
+  test('cp of a large file draws a progress bar on a terminal, and ends it with a newline', async () => {
+    const big = join(tmux.dir, 'big.bin');
+    await writeFile(big, Buffer.alloc(8 * 1024 * 1024, 1));
+    await tmux.clear();
+    const run = await inPane(`${cli} cp ${big} :${join(tmux.dir, 'uploaded.bin')}`, 'cp');
+    await run.exited;
+    await tmux.waitForScreen('cp exited 0');
+    assert.match(await tmux.screen(), /^big\.bin {2}\[#{24}\] 100% {2}8\.0\/8\.0 MiB {2}[\d.]+ MiB\/s$/m);
+    assert.equal((await readFile(join(tmux.dir, 'uploaded.bin'))).length, 8 * 1024 * 1024);
   });
 });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { buildConsole } from '../web/build.ts';
 import { eventually, ROOT } from './helpers/daemon.ts';
 
 // No Docker engine here: the image's layout is laid out in a folder instead (the built daemon
@@ -40,7 +41,7 @@ before(async () => {
   const bin = join(dir, 'bin');
   await mkdir(bin, { recursive: true });
   await mkdir(opt, { recursive: true });
-  // What the build stage does: the compiled daemon beside package.json and its dependencies.
+  // What the build stage does: the compiled daemon and console beside package.json and its dependencies.
   await run(process.execPath, [
     join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
     '-p',
@@ -48,6 +49,7 @@ before(async () => {
     '--outDir',
     join(opt, 'dist'),
   ]);
+  await buildConsole(join(opt, 'dist', 'web'));
   await chmod(join(opt, 'dist', 'cli.js'), 0o755);
   await copyFile(join(ROOT, 'package.json'), join(opt, 'package.json'));
   await symlink(join(ROOT, 'node_modules'), join(opt, 'node_modules'));
@@ -136,6 +138,10 @@ describe('the container recipe (Dockerfile)', () => {
       assert.equal((await fetch(`${api}/processes`)).status, 401);
       const authorized = await fetch(`${api}/processes`, { headers: { authorization: `Bearer ${TOKEN}` } });
       assert.equal(authorized.status, 200);
+      // The web console came with the build.
+      const ui = await fetch(`http://127.0.0.1:${port}/ui`);
+      assert.equal(ui.status, 200);
+      assert.match(await ui.text(), /<html/i);
 
       // tini, then the daemon itself: the entrypoint script replaced itself with it.
       const tini = container.child.pid as number;

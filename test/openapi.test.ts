@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -109,6 +110,8 @@ class Conformance {
         frames += 1;
       }
       assert.ok(frames > 0, `${what}: no events`);
+    } else {
+      await response.arrayBuffer();
     }
     return undefined;
   }
@@ -252,6 +255,22 @@ describe('the OpenAPI document', () => {
     await call('DELETE', '/pty/no-such-session'); // 404
     await client.kill(pid);
     await client.kill(both.pid);
+
+    // Files: write, read whole and in part, list, delete, and each way to get them wrong.
+    const dir = await mkdtemp(join(tmpdir(), 'sandboxd-openapi-'));
+    const file = encodeURIComponent(join(dir, 'sub', 'file.txt'));
+    await call('PUT', `/files?path=${file}`, new TextEncoder().encode('0123456789'));
+    await call('PUT', `/files?path=${encodeURIComponent(join(dir, 'sub'))}`, new Uint8Array(1)); // 400
+    await call('GET', `/files?path=${file}`);
+    await call('GET', `/files?path=${file}`, undefined, { range: 'bytes=2-5' }); // 206
+    await call('GET', `/files?path=${file}`, undefined, { range: 'bytes=100-200' }); // 416
+    await call('GET', `/files?path=${encodeURIComponent(join(dir, 'missing'))}`); // 404
+    await call('GET', '/files'); // 400: no path
+    await call('GET', `/files/list?path=${encodeURIComponent(dir)}`);
+    await call('GET', `/files/list?path=${file}`); // 400 NOT_A_DIRECTORY
+    await call('DELETE', `/files?path=${file}`);
+    await call('DELETE', `/files?path=${file}`); // 404
+    await rm(dir, { recursive: true, force: true });
 
     const missed = conformance.all.filter((operation) => !conformance.seen.has(operation));
     assert.deepEqual(missed, [], 'operations this test never called');

@@ -1,7 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { DaemonError, type ProcessInfo, type SandboxClient } from '../client/index.ts';
 import { type ConnectionOptions, example, reconnectNotice, run, withConnection } from './connection.ts';
-import { writeLines } from './lines.ts';
+import { reportTruncation, writeLines } from './lines.ts';
 import { forwardSignals } from './signals.ts';
 import { detachKeysOption, explainTerminalEnd, joinTerminal, localSize } from './terminal.ts';
 
@@ -94,7 +94,10 @@ async function execPiped(client: SandboxClient, [command, ...args]: string[], op
   const brokenPipe = onBrokenPipe(client, started.pid);
   if (forwardInput) void forwardStdin(client, started.pid);
   try {
-    for await (const lines of client.follow(started.pid, { onRetry: reconnectNotice() }))
+    for await (const lines of client.follow(started.pid, {
+      onRetry: reconnectNotice(),
+      onTruncated: reportTruncation,
+    }))
       await writeLines(lines, { split: true });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EPIPE') return brokenPipe();

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { FollowedLine } from '../client/index.ts';
+import type { FollowedLine, TruncatedEvent } from '../client/index.ts';
 
 /**
  * Writes followed lines, each with its newline: stderr lines to stderr when `split`, the rest
@@ -26,4 +26,11 @@ export async function writeLines(
 async function write(toStderr: boolean, text: string): Promise<void> {
   const stream = toStderr ? process.stderr : process.stdout;
   if (!stream.write(text)) await once(stream, 'drain');
+}
+
+/** Output the daemon dropped before it was read here: said on stderr, where the lines would have been. */
+export function reportTruncation({ truncated_bytes, stream }: TruncatedEvent): void {
+  process.stderr.write(
+    `sandboxd: [${truncated_bytes} bytes of ${stream} dropped by the daemon before they were read]\n`,
+  );
 }

@@ -1,7 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import type { SandboxClient } from '../client/index.ts';
 import { type ConnectionOptions, example, reconnectNotice, run, withConnection } from './connection.ts';
-import { writeLines } from './lines.ts';
+import { reportTruncation, writeLines } from './lines.ts';
 
 interface LogsOptions extends ConnectionOptions {
   follow?: boolean;
@@ -38,7 +38,11 @@ function lineId(text: string): number {
 }
 
 async function follow(client: SandboxClient, ref: string, { after }: LogsOptions): Promise<number> {
-  for await (const lines of client.follow(ref, { after, onRetry: reconnectNotice() }))
+  for await (const lines of client.follow(ref, {
+    after,
+    onRetry: reconnectNotice(),
+    onTruncated: reportTruncation,
+  }))
     await writeLines(lines, { split: false });
   return 0;
 }

@@ -9,6 +9,7 @@ import type {
   ProcessInfo,
   PtyCreated,
   PtySessionInfo,
+  TruncatedEvent,
 } from '../api/tensorlake/responses.ts';
 import type { startBody } from '../api/tensorlake/schemas.ts';
 import { DaemonError, networkReason, UnreachableError } from './errors.ts';
@@ -51,6 +52,8 @@ export interface FollowOptions {
   idleMs?: number;
   /** Told of each failed attempt to reconnect (the connection could not be made again). */
   onRetry?: (error: unknown) => void;
+  /** Told of output the daemon dropped (past its retention cap) before this reader got it. */
+  onTruncated?: (loss: TruncatedEvent) => void;
 }
 
 export interface FileStat {
@@ -190,6 +193,7 @@ export class SandboxClient {
       retryForMs = 60_000,
       idleMs = DEFAULT_IDLE_MS,
       onRetry,
+      onTruncated,
     }: FollowOptions = {},
   ): AsyncGenerator<FollowedLine[], boolean> {
     let last = after;
@@ -211,6 +215,12 @@ export class SandboxClient {
           let ended = false;
           for (const message of messages) {
             if (message.event === 'eof') ended = true;
+            if (message.event === 'truncated') {
+              // Its id is where the next whole line resumes: a reconnect goes on from there.
+              if (batch.length > 0) yield batch.splice(0);
+              last = Number(message.id);
+              onTruncated?.(JSON.parse(message.data) as TruncatedEvent);
+            }
             if (message.event !== 'output') continue;
             batch.push({ id: Number(message.id), ...(JSON.parse(message.data) as OutputEvent) });
           }

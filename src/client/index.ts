@@ -4,6 +4,7 @@ export type {
   ProcessInfo,
   PtyCreated,
   PtySessionInfo,
+  TruncatedEvent,
 } from '../api/tensorlake/responses.ts';
 export {
   type ClientOptions,

@@ -5,6 +5,7 @@ import { createBody as ptyCreateBody, resizeBody as ptyResizeBody } from './pty-
 import {
   eofEventData,
   errorResponse,
+  fileListResponse,
   healthResponse,
   infoResponse,
   outputEventData,
@@ -16,8 +17,9 @@ import {
   ptySessionResponse,
   runFrameData,
   successResponse,
+  truncatedEventData,
 } from './responses.ts';
-import { runBody, signalBody, startBody } from './schemas.ts';
+import { filesQuery, runBody, signalBody, startBody } from './schemas.ts';
 
 // The OpenAPI 3.1 document of this dialect, generated from the zod schemas that validate its
 // requests and type its responses: there is no second copy of any shape to keep in step.
@@ -135,7 +137,10 @@ function operations(): Operation[] {
         '`exit_code`, `signal` (with `timed_out` after `timeout`), or `error` when it could not start.',
       body: runBody,
       answers: {
-        200: { description: 'the run, as it happens', events: { message: runFrameData } },
+        200: {
+          description: 'the run, as it happens',
+          events: { message: runFrameData, truncated: truncatedEventData },
+        },
         400: BAD_REQUEST,
       },
     },
@@ -282,6 +287,75 @@ function operations(): Operation[] {
       },
     },
   ];
+  const fileErrors = {
+    400: error(
+      'no path (INVALID_REQUEST), or a directory where a file belongs (IS_DIRECTORY, NOT_A_DIRECTORY)',
+    ),
+    403: error("the daemon's user may not (PERMISSION_DENIED)"),
+    404: error('no such file (NOT_FOUND)'),
+  };
+  list.push(
+    {
+      method: 'get',
+      path: '/api/v1/files',
+      id: 'readFile',
+      tag: 'files',
+      summary: "A file's bytes, streamed",
+      description:
+        'A relative path resolves against the home directory; `Range: bytes=a-b` reads a part (206).',
+      query: filesQuery,
+      headers: [
+        {
+          name: 'Range',
+          in: 'header',
+          required: false,
+          description: 'one range of bytes, such as `bytes=0-1023`',
+          schema: { type: 'string' },
+        },
+      ],
+      answers: {
+        200: { description: 'the bytes', bytes: 'application/octet-stream' },
+        206: { description: 'the bytes of the range asked for', bytes: 'application/octet-stream' },
+        ...fileErrors,
+        416: error('the range starts beyond the end of the file (RANGE_NOT_SATISFIABLE)'),
+      },
+    },
+    {
+      method: 'put',
+      path: '/api/v1/files',
+      id: 'writeFile',
+      tag: 'files',
+      summary: 'Replace a file with the body, streamed',
+      description:
+        'Parents are created. The bytes go to a temporary file beside it that is renamed over it at the end, ' +
+        'so a reader never sees half a file and a failed upload leaves the old one whole.',
+      query: filesQuery,
+      body: { bytes: 'application/octet-stream', description: 'the new contents' },
+      answers: {
+        204: { description: 'written' },
+        ...fileErrors,
+        507: error('the disk is full (NO_SPACE)'),
+      },
+    },
+    {
+      method: 'delete',
+      path: '/api/v1/files',
+      id: 'deleteFile',
+      tag: 'files',
+      summary: 'Delete a file, a link or a whole tree',
+      query: filesQuery,
+      answers: { 204: { description: 'deleted' }, ...fileErrors },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/files/list',
+      id: 'listFiles',
+      tag: 'files',
+      summary: "A directory's entries",
+      query: filesQuery,
+      answers: { 200: { description: 'the entries', json: fileListResponse }, ...fileErrors },
+    },
+  );
   for (const view of ['stdout', 'stderr', 'output'] as const) {
     const which = view === 'output' ? 'stdout and stderr lines in the order they were read' : `${view} lines`;
     list.push(
@@ -449,6 +523,7 @@ export function openapiDocument(): JsonObject {
       { name: 'processes', description: 'start, inspect, feed, signal and kill processes' },
       { name: 'output', description: 'captured output, read or followed' },
       { name: 'terminals', description: 'processes in a pseudo-terminal' },
+      { name: 'files', description: 'files in the sandbox, read and written as streams' },
     ],
     paths,
     components: {

@@ -70,6 +70,16 @@ export const outputEventData = z
   })
   .meta({ id: 'OutputEvent', description: 'the data of an `output` event; its SSE `id:` is the line id' });
 
+export const truncatedEventData = z
+  .object({
+    truncated_bytes: count.describe('bytes dropped past the retention cap before this reader got them'),
+    stream: z.enum(['stdout', 'stderr', 'pty']),
+  })
+  .meta({
+    id: 'TruncatedEvent',
+    description: 'the data of a `truncated` event; its `id:` is where the next whole line resumes',
+  });
+
 export const eofEventData = z.object({}).meta({
   id: 'EofEvent',
   description: 'the data of the `eof` event: the process has ended, its output is drained',
@@ -127,11 +137,27 @@ export const ptyListResponse = z
   .object({ sessions: z.array(ptySessionResponse) })
   .meta({ id: 'PtySessionList' });
 
+export const fileListResponse = z
+  .object({
+    path: z.string().describe('the directory, resolved'),
+    entries: z.array(
+      z.object({
+        name: z.string(),
+        is_dir: z.boolean(),
+        size: count.nullable().describe('null for a directory'),
+        modified_at: epochMs,
+      }),
+    ),
+  })
+  .meta({ id: 'FileList', description: 'directories first, then files, each by name' });
+
 export type ProcessInfo = z.output<typeof processInfoResponse>;
 export type OutputPage = z.output<typeof outputPageResponse>;
 export type OutputEvent = z.output<typeof outputEventData>;
 export type RunFrame = z.output<typeof runFrameData>;
+export type TruncatedEvent = z.output<typeof truncatedEventData>;
 export type DaemonInfo = z.output<typeof infoResponse>;
 export type PtyCreated = z.output<typeof ptyCreatedResponse>;
 export type PtySessionInfo = z.output<typeof ptySessionResponse>;
 export type ErrorBody = z.output<typeof errorResponse>;
+export type FileList = z.output<typeof fileListResponse>;

@@ -79,5 +79,8 @@ export function toStartRequest(body: CommandBody & Partial<z.infer<typeof startB
 }
 
 export const filesQuery = z.object({
-  path: z.string({ error: 'required' }).min(1, 'required'),
+  path: z
+    .string({ error: 'required' })
+    .min(1, 'required')
+    .describe("an absolute path, or one relative to the daemon user's home"),
 });
