@@ -31,8 +31,6 @@ export interface Daemon {
 
 const MiB = 1024 * 1024;
 
-export { version };
-
 /** The environment processes start from: the daemon's own, without its secret. */
 function baseEnvironment(): Record<string, string> {
   const env: Record<string, string> = {};
