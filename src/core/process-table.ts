@@ -170,10 +170,11 @@ export class ProcessTable {
 
   /** Holds the name for a start that is under way, so that a second start cannot take it too. */
   private reserveName(name: string): void {
-    if (/^\d+$/.test(name) || name.includes('/') || name === '') {
+    if (!VALID_NAME.test(name) || /^\d+$/.test(name)) {
+      const shown = name.length > 40 ? `${JSON.stringify(name.slice(0, 40))}…` : JSON.stringify(name);
       throw new SandboxError(
         'invalid_argument',
-        `name '${name}' must not be empty, all digits or contain '/'`,
+        `name ${shown}: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit, not all digits`,
       );
     }
     const holder = this.names.get(name);
@@ -293,6 +294,9 @@ export class ProcessTable {
     }
   }
 }
+
+/** A name that can stand in a URL path as it is. */
+const VALID_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** What exec(2) cannot carry: an empty command, NUL bytes, '=' in a variable's name. */
 function assertExecArguments({ command, args = [], env = {}, cwd }: StartRequest): void {

@@ -7,6 +7,7 @@ import { ProcessTable } from '../core/process-table.ts';
 import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
 import { consoleUi } from '../ui/index.ts';
+import { answerClientErrors } from './client-errors.ts';
 import { type ConnectionLimits, guardConnections } from './connections.ts';
 import { createRequestListener, createUpgradeListener, type UpgradeListener } from './request-listener.ts';
 
@@ -114,6 +115,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     config.ports.map((port) => listen(listener, onUpgrade, config.host, port)),
   );
   guardConnections(servers, config.connections);
+  answerClientErrors(servers, dialects);
   const urls = servers.map((server) => {
     const { address, port } = server.address() as AddressInfo;
     return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
