@@ -109,7 +109,7 @@ export class SandboxProcess {
   /** Spawns the command as the leader of a new session and process group. */
   static async spawn(spec: ProcessSpec, options: ProcessOptions): Promise<SandboxProcess> {
     const log = new OutputLog(options.log);
-    const io = spec.pty ? terminalIo(spec, spec.pty, log) : await pipeIo(spec, log, options.stdin);
+    const io = spec.pty ? await terminalIo(spec, spec.pty, log) : await pipeIo(spec, log, options.stdin);
     return new SandboxProcess(spec, log, io, options.drainGraceMs);
   }
 
@@ -207,14 +207,18 @@ export class SandboxProcess {
   setDeadline(ms: number): void {
     if (!this.running) return;
     this.deadline?.clear();
-    this.deadline = setLongTimeout(() => {
-      this.timedOut = true;
-      try {
-        this.kill();
-      } catch (error) {
-        console.error(`sandboxd: cannot kill process group ${this.pid} at its deadline:`, error);
-      }
-    }, ms);
+    this.deadline = setLongTimeout(() => this.expire(), ms);
+  }
+
+  /** The deadline has passed: kills the group and marks the process as timed out. */
+  expire(): void {
+    if (!this.running) return;
+    this.timedOut = true;
+    try {
+      this.kill();
+    } catch (error) {
+      console.error(`sandboxd: cannot kill process group ${this.pid} at its deadline:`, error);
+    }
   }
 
   private pipe(): StdinWriter {
@@ -289,8 +293,8 @@ async function pipeIo(spec: ProcessSpec, log: OutputLog, stdinOptions: StdinOpti
   };
 }
 
-function terminalIo(spec: ProcessSpec, size: TerminalSize, log: OutputLog): ChildIo {
-  const terminal = new Terminal(spec, size, log);
+async function terminalIo(spec: ProcessSpec, size: TerminalSize, log: OutputLog): Promise<ChildIo> {
+  const terminal = await Terminal.start(spec, size, log);
   return {
     pid: terminal.pid,
     exited: terminal.exited,

@@ -7,6 +7,8 @@ import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
 import { consoleUi } from '../ui/index.ts';
 import { version } from '../version.ts';
+import { answerClientErrors } from './client-errors.ts';
+import { type ConnectionLimits, guardConnections } from './connections.ts';
 import { createRequestListener, createUpgradeListener, type UpgradeListener } from './request-listener.ts';
 
 export interface DaemonConfig {
@@ -21,6 +23,21 @@ export interface DaemonConfig {
   ptyIdleTimeoutMs: number;
   /** Serve the web console at /ui. */
   ui: boolean;
+  output: {
+    /** Newest output kept in memory, per stream. */
+    memoryBytesPerStream: number;
+    /** Output kept in all (memory and disk), per stream; past it the oldest goes. */
+    maxBytesPerStream: number;
+  };
+  retention: {
+    /** Finished processes kept, newest first. */
+    maxFinished: number;
+    /** Finished incarnations a managed process keeps. */
+    managedHistory: number;
+    /** Spill files of all processes together. */
+    maxSpillBytes: number;
+  };
+  connections: ConnectionLimits;
 }
 
 export interface Daemon {
@@ -49,11 +66,10 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     dataDir: config.dataDir,
     baseEnv,
     accounts,
-    log: { memoryBytesPerStream: MiB, maxBytesPerStream: 256 * MiB, maxLineBytes: MiB },
+    log: { ...config.output, maxLineBytes: MiB },
     stdin: { maxQueuedBytes: 8 * MiB, writeTimeoutMs: 30_000 },
     drainGraceMs: config.drainGraceMs,
-    retainFinished: 1000,
-    retainFinishedMs: 60 * 60 * 1000,
+    ...config.retention,
   });
   const files = new FileSystem({
     accounts,
@@ -95,6 +111,8 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   const servers = await Promise.all(
     config.ports.map((port) => listen(listener, onUpgrade, config.host, port)),
   );
+  guardConnections(servers, config.connections);
+  answerClientErrors(servers, dialects);
   const urls = servers.map((server) => {
     const { address, port } = server.address() as AddressInfo;
     return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;

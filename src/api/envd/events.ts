@@ -84,10 +84,21 @@ const SIGNAL_WORDS: Record<string, string> = {
   SIGTERM: 'terminated',
 };
 
+/**
+ * The end as the reference daemon reports it, from Go's os.ProcessState: `exited` only for a
+ * normal exit, and `error` (Go's wait error) for anything but exit status 0.
+ */
 function endEvent(exit: ExitStatus) {
   if (exit.status === 'exited') {
-    return { exitCode: exit.exitCode ?? 0, exited: true, status: `exit status ${exit.exitCode}` };
+    const status = `exit status ${exit.exitCode}`;
+    return {
+      exitCode: exit.exitCode ?? 0,
+      exited: true,
+      status,
+      ...(exit.exitCode === 0 ? {} : { error: status }),
+    };
   }
   const name = signalName(exit.signal as number);
-  return { exitCode: -1, exited: true, status: `signal: ${SIGNAL_WORDS[name] ?? name}` };
+  const status = `signal: ${SIGNAL_WORDS[name] ?? name}`;
+  return { exitCode: -1, exited: false, status, error: status };
 }

@@ -1,11 +1,15 @@
 import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
 
 const DEFAULT_KEEPALIVE_SECONDS = 90;
+// Longer intervals are taken as this: a timer cannot hold much more than 24 days, and a
+// keepalive an hour apart keeps no connection alive anyway.
+const MAX_KEEPALIVE_SECONDS = 3600;
 
 /** The idle time after which a stream sends a keepalive, from `Keepalive-Ping-Interval`. */
 export function keepaliveMs(context: HandlerContext): number {
   const seconds = Number(context.requestHeader.get('keepalive-ping-interval'));
-  return (Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_KEEPALIVE_SECONDS) * 1000;
+  const chosen = Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_KEEPALIVE_SECONDS;
+  return Math.min(chosen, MAX_KEEPALIVE_SECONDS) * 1000;
 }
 
 export const KEEPALIVE = Symbol('keepalive');

@@ -16,8 +16,21 @@ export function start(table: ProcessTable) {
     const process = await translated(() => table.start(toCoreStart(request)));
     const lifetimeMs = context.timeoutMs();
     if (lifetimeMs !== undefined) process.setDeadline(lifetimeMs);
-    for await (const event of processEvents(process, context)) yield { event };
+    // The stream's own deadline may pass a moment before the process's: what the stream
+    // reports as timed out is killed, whichever comes first.
+    const onDeadline = () => {
+      if (isDeadline(context.signal.reason)) process.expire();
+    };
+    context.signal.addEventListener('abort', onDeadline, { once: true });
+    try {
+      for await (const event of processEvents(process, context)) yield { event };
+    } finally {
+      context.signal.removeEventListener('abort', onDeadline);
+    }
     if (process.timedOut)
       throw new ConnectError('the command outlived Connect-Timeout-Ms and was killed', Code.DeadlineExceeded);
   };
 }
+
+const isDeadline = (reason: unknown) =>
+  reason instanceof ConnectError && reason.code === Code.DeadlineExceeded;
