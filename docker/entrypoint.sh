@@ -1,18 +1,15 @@
 #!/bin/sh
-# The container's entrypoint: reads the daemon's token from a file into SANDBOXD_TOKEN, so that
-# it never appears on a command line (which every process can read in /proc/*/cmdline), then
-# runs sandboxd with the arguments given. The daemon keeps SANDBOXD_TOKEN from its processes.
+# The container's entrypoint. `serve` with no token of its own reads it from the secret file
+# (SANDBOXD_TOKEN_FILE): the daemon is given the file's path, so the token is on no command line
+# and in no environment. Anything else runs as it is: `docker run IMAGE exec -- …` is the client.
 set -eu
 
-if [ -z "${SANDBOXD_TOKEN:-}" ] && [ -n "${SANDBOXD_TOKEN_FILE:-}" ]; then
-  if [ -f "$SANDBOXD_TOKEN_FILE" ]; then
-    if ! SANDBOXD_TOKEN=$(cat "$SANDBOXD_TOKEN_FILE"); then
-      echo "sandboxd-entrypoint: cannot read the token file $SANDBOXD_TOKEN_FILE" >&2
-      exit 1
-    fi
-    export SANDBOXD_TOKEN
-  elif [ "${1:-}" = serve ]; then
-    echo "sandboxd-entrypoint: no token file at $SANDBOXD_TOKEN_FILE (mount a secret there, or set SANDBOXD_TOKEN_FILE)" >&2
+if [ "${1:-}" = serve ] && [ -z "${SANDBOXD_TOKEN:-}" ] && [ -n "${SANDBOXD_TOKEN_FILE:-}" ]; then
+  if [ -e "$SANDBOXD_TOKEN_FILE" ]; then
+    shift
+    set -- serve --token-file "$SANDBOXD_TOKEN_FILE" "$@"
+  else
+    echo "sandboxd-entrypoint: no token file at $SANDBOXD_TOKEN_FILE (mount a secret there, or set SANDBOXD_TOKEN_FILE or SANDBOXD_TOKEN)" >&2
   fi
 fi
 

@@ -148,9 +148,14 @@ describe('the container recipe (Dockerfile)', () => {
       [daemon] = await children(tini);
       assert.ok(daemon, 'tini has no child');
       assert.equal((await commandLine(tini))[0], 'tini');
+      // The entrypoint hands the daemon the secret file's path, never the token itself.
+      const [serve, ...options] = image.cmd;
       assert.deepEqual((await commandLine(daemon)).slice(1), [
         join(image.dir, 'bin', 'sandboxd'),
-        ...image.cmd,
+        serve,
+        '--token-file',
+        image.env.SANDBOXD_TOKEN_FILE,
+        ...options,
         '--port',
         '0',
         '--envd-port',
@@ -161,6 +166,8 @@ describe('the container recipe (Dockerfile)', () => {
           !(await commandLine(pid)).join(' ').includes(TOKEN),
           `the token is on ${pid}'s command line`,
         );
+        const environment = await readFile(`/proc/${pid}/environ`, 'utf8');
+        assert.ok(!environment.includes(TOKEN), `the token is in ${pid}'s environment`);
       }
 
       // The client in the image talks to it; the processes it starts do not get the token.

@@ -12,7 +12,12 @@ export interface ConnectionOptions {
 export function withConnection(command: Command): Command {
   return command
     .addOption(new Option('--url <url>', 'the daemon to talk to').env('SANDBOXD_URL').default(DEFAULT_URL))
-    .addOption(new Option('--token <token>', "the daemon's token").env('SANDBOXD_TOKEN'));
+    .addOption(
+      new Option(
+        '--token <token>',
+        "the daemon's token (SANDBOXD_TOKEN keeps it out of the process list)",
+      ).env('SANDBOXD_TOKEN'),
+    );
 }
 
 export function connect(options: ConnectionOptions): SandboxClient {
