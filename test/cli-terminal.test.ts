@@ -49,6 +49,16 @@ function stripSize(modes: string): string {
   return modes.replace(/rows \d+; columns \d+;/, '');
 }
 
+/**
+ * Waits until the resize has reached the daemon (polled: no event tells), so that the keys typed
+ * next cannot overtake it on their way from the client.
+ */
+async function remoteSize(cols: number, rows: number): Promise<void> {
+  await eventually(async () =>
+    (await client.terminals()).some((s) => s.is_alive && s.cols === cols && s.rows === rows),
+  );
+}
+
 /** Raw mode as stty shows it: no canonical input, no echo, no signals from keys. */
 function assertRaw(modes: string): void {
   for (const flag of ['-icanon', '-echo', '-isig'])
@@ -69,6 +79,7 @@ describe('a terminal through sandboxd, driven in tmux', () => {
     await tmux.type('stty size');
     await tmux.waitForScreen(/^30 100$/m);
     await tmux.resize(120, 40);
+    await remoteSize(120, 40);
     await tmux.type('stty size');
     await tmux.waitForScreen(/^40 120$/m);
     await tmux.type('exit 5');
@@ -95,6 +106,7 @@ describe('a terminal through sandboxd, driven in tmux', () => {
       await tmux.type('echo $((6*7))');
       await tmux.waitForScreen(/^42$/m);
       await tmux.resize(90, 25);
+      await remoteSize(90, 25);
       await tmux.type('stty size');
       await tmux.waitForScreen(/^25 90$/m);
 
