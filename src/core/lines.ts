@@ -1,4 +1,4 @@
-import type { LogRecord, OutputLog, StreamName } from './output-log.ts';
+import { type LogRecord, lastSeqOf, type OutputLog, type StreamName } from './output-log.ts';
 
 export interface OutputLine {
   readonly kind: 'line';
@@ -52,47 +52,75 @@ export class LineCutter {
     private readonly origin: 'start' | ((stream: StreamName) => number) = 'start',
   ) {}
 
-  /** The items this record brings: a line it completes, after a loss it ends. */
+  /** The items this record brings: the lines it completes, after a loss it ends. */
   push(record: LogRecord): LineItem[] {
     if (this.only && record.stream !== this.only) return [];
-    const { stream } = record;
-    this.lastSeq = record.seq;
+    const { stream, data } = record;
+    this.lastSeq = lastSeqOf(record);
     const items: LineItem[] = [];
     const expected = this.expected.get(stream) ?? this.firstOffset(record);
     if (record.offset > expected) {
       this.lost.add(stream);
       this.open.delete(stream);
     }
-    this.expected.set(stream, record.offset + record.data.length);
+    this.expected.set(stream, record.offset + data.length);
+    let at = 0;
+    let id = record.seq;
     if (this.lost.has(stream)) {
-      if (!record.startsLine) return items;
-      this.lost.delete(stream);
-      items.push(this.truncation(stream, record.seq - 1, record.offset));
-      this.handedOut.set(stream, record.offset);
+      if (!record.startsLine) {
+        // The rest of a line whose start is gone: skipped up to its end.
+        const newline = data.indexOf(10);
+        const cut = newline === -1 && record.endsLine && record.lines > 0;
+        if (newline === -1 && !cut) return items;
+        at = cut ? data.length : newline + 1;
+        this.lost.delete(stream);
+        items.push(this.truncation(stream, id, record.offset + at));
+        id++;
+      } else {
+        this.lost.delete(stream);
+        items.push(this.truncation(stream, id - 1, record.offset));
+      }
+      this.handedOut.set(stream, record.offset + at);
     }
-    const parts = this.open.get(stream);
-    if (!record.lineEnd) {
-      if (parts) parts.push(record.data);
-      else this.open.set(stream, [record.data]);
-      return items;
+    for (let newline = data.indexOf(10, at); newline !== -1; newline = data.indexOf(10, at)) {
+      items.push(this.line(record, id++, data.subarray(at, newline + 1)));
+      at = newline + 1;
     }
-    let bytes = record.data;
-    if (parts) {
-      this.open.delete(stream);
-      bytes = Buffer.concat([...parts, record.data]);
+    // A line cut at the cap, or one the end of the output completes, ends without a '\n'.
+    const endsWithoutNewline = record.endsLine && (data.length === 0 || data[data.length - 1] !== 10);
+    if (endsWithoutNewline && id <= lastSeqOf(record)) {
+      items.push(this.line(record, id, data.subarray(at)));
+    } else if (at < data.length) {
+      const parts = this.open.get(stream);
+      if (parts) parts.push(data.subarray(at));
+      else this.open.set(stream, [data.subarray(at)]);
     }
-    this.handedOut.set(stream, record.offset + record.data.length);
-    if (bytes.at(-1) === 10) bytes = bytes.subarray(0, -1);
-    if (bytes.at(-1) === 13) bytes = bytes.subarray(0, -1);
-    // Buffer decoding replaces invalid UTF-8 with U+FFFD instead of failing.
-    items.push({
-      kind: 'line',
-      id: record.seq,
-      stream,
-      text: bytes.toString('utf8'),
-      timestamp: record.timestamp,
-    });
     return items;
+  }
+
+  /** A line ending with `tail`, after what is open on the stream. */
+  private line(record: LogRecord, id: number, tail: Buffer): OutputLine {
+    const parts = this.open.get(record.stream);
+    let bytes = tail;
+    if (parts) {
+      this.open.delete(record.stream);
+      bytes = Buffer.concat([...parts, tail]);
+    }
+    this.handedOut.set(
+      record.stream,
+      record.offset + (tail.byteOffset - record.data.byteOffset) + tail.length,
+    );
+    let end = bytes.length;
+    if (bytes[end - 1] === 10) end--;
+    if (bytes[end - 1] === 13) end--;
+    // Buffer decoding replaces invalid UTF-8 with U+FFFD instead of failing.
+    return {
+      kind: 'line',
+      id,
+      stream: record.stream,
+      text: bytes.toString('utf8', 0, end),
+      timestamp: record.timestamp,
+    };
   }
 
   /** At the end of the output: losses not yet followed by a whole line. */
