@@ -10,6 +10,7 @@ import {
   type LineQuery,
   linesSoFar,
   type OutputLine,
+  spreadRuns,
 } from '../src/core/lines.ts';
 import { type LogRecord, OutputLog, type OutputLogOptions } from '../src/core/output-log.ts';
 
@@ -39,7 +40,8 @@ async function feed(log: OutputLog, stream: 'stdout' | 'stderr' | 'pty', chunks:
 const times = <T>(count: number, make: (i: number) => T): T[] =>
   Array.from({ length: count }, (_, i) => make(i));
 
-const onlyLines = (items: LineItem[]) => items.filter((item): item is OutputLine => item.kind === 'line');
+const onlyLines = (items: LineItem[]) =>
+  spreadRuns(items).filter((item): item is OutputLine => item.kind === 'line');
 
 async function readLines(log: OutputLog, query: LineQuery): Promise<{ lines: OutputLine[] }> {
   const lines: OutputLine[] = [];

@@ -23,7 +23,49 @@ export interface Truncation {
   readonly bytes: number;
 }
 
-export type LineItem = OutputLine | Truncation;
+/**
+ * Whole lines that lie one after another in one record, each ending with '\n': handed out as
+ * the record's bytes, so that a reader that writes them out need not make a string of each.
+ */
+export interface LineRun {
+  readonly kind: 'run';
+  readonly record: LogRecord;
+  /** Where the first line starts in the record's data. */
+  readonly start: number;
+  /** Just past the last line's '\n'. */
+  readonly end: number;
+  readonly firstId: number;
+  /** The last line's id. */
+  readonly id: number;
+}
+
+export type LineItem = OutputLine | Truncation | LineRun;
+
+/** The lines of a run, as OutputLines; the text of each is decoded once for the whole run. */
+export function runLines(run: LineRun): OutputLine[] {
+  const { record } = run;
+  const texts = record.data.toString('utf8', run.start, run.end - 1).split('\n');
+  return texts.map((text, i) => ({
+    kind: 'line',
+    id: run.firstId + i,
+    stream: record.stream,
+    text: text.endsWith('\r') ? text.slice(0, -1) : text,
+    timestamp: record.timestamp,
+  }));
+}
+
+/** Items with every run spread into its lines. */
+export function spreadRuns(items: LineItem[]): (OutputLine | Truncation)[] {
+  return items.flatMap((item) => (item.kind === 'run' ? runLines(item) : [item]));
+}
+
+/** The part of a run after line `after` (a run wholly after it is returned as it is). */
+function runAfter(run: LineRun, after: number): LineRun {
+  if (run.firstId > after) return run;
+  let start = run.start;
+  for (let id = run.firstId; id <= after; id++) start = run.record.data.indexOf(10, start) + 1;
+  return { ...run, start, firstId: after + 1 };
+}
 
 /**
  * Joins records back into lines, per stream; a stream filter keeps only that stream's lines.
@@ -82,9 +124,19 @@ export class LineCutter {
       }
       this.handedOut.set(stream, record.offset + at);
     }
-    for (let newline = data.indexOf(10, at); newline !== -1; newline = data.indexOf(10, at)) {
-      items.push(this.line(record, id++, data.subarray(at, newline + 1)));
-      at = newline + 1;
+    const first = data.indexOf(10, at);
+    if (first !== -1) {
+      // The line that was open ends here; the whole lines after it go out as one run.
+      items.push(this.line(record, id++, data.subarray(at, first + 1)));
+      const last = data.lastIndexOf(10);
+      if (last > first) {
+        const count =
+          record.lines - (id - record.seq) - (record.endsLine && data[data.length - 1] !== 10 ? 1 : 0);
+        items.push({ kind: 'run', record, start: first + 1, end: last + 1, firstId: id, id: id + count - 1 });
+        id += count;
+      }
+      at = last + 1;
+      this.handedOut.set(stream, record.offset + at);
     }
     // A line cut at the cap, or one the end of the output completes, ends without a '\n'.
     const endsWithoutNewline = record.endsLine && (data.length === 0 || data[data.length - 1] !== 10);
@@ -179,7 +231,9 @@ async function* cutLines(
   for await (const batch of batches) {
     const items: LineItem[] = [];
     for (const record of batch) {
-      for (const item of cutter.push(record)) if (item.id > after) items.push(item);
+      for (const item of cutter.push(record)) {
+        if (item.id > after) items.push(item.kind === 'run' ? runAfter(item, after) : item);
+      }
     }
     if (items.length > 0) yield items;
   }
