@@ -70,7 +70,9 @@ describe('retention', () => {
       await eventually(async () => ((await rest.get('flapping')).managed?.restart_count ?? 0) >= 40, 20_000);
       const { processes } = (await rest.call('GET', '/processes')).body as { processes: { name?: string }[] };
       const incarnations = processes.filter((p) => p.name === 'flapping').length;
-      assert.ok(incarnations <= 11, `${incarnations} incarnations are kept`);
+      // The current one, the last ten finished, and the few that exited a moment ago and whose
+      // output is still draining: not the 40 and more it went through.
+      assert.ok(incarnations <= 15, `${incarnations} incarnations are kept`);
     } finally {
       await rest.kill('flapping');
       await daemon.stop();

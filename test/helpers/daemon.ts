@@ -23,14 +23,18 @@ export interface TestDaemon {
 /**
  * Starts the real daemon (the CLI, through tsx) on a free loopback port; `built` runs the
  * compiled CLI from dist/ instead, as `npm start` does (run `npm run build` first); `user`
- * runs it as another user.
+ * runs it as another user; `nodeArgs` go to node (a profiler, say).
  */
 export async function startDaemon(
   args: string[] = [],
   env: Record<string, string> = {},
-  { built = false, user }: { built?: boolean; user?: { uid: number; gid: number } } = {},
+  {
+    built = false,
+    user,
+    nodeArgs = [],
+  }: { built?: boolean; user?: { uid: number; gid: number }; nodeArgs?: string[] } = {},
 ): Promise<TestDaemon> {
-  const cli = built ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'];
+  const cli = [...nodeArgs, ...(built ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'])];
   const child = spawn(process.execPath, [...cli, 'serve', '--port', '0', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
