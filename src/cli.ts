@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: it must be in place before protobuf loads.
+import './polyfills.ts';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Command, InvalidArgumentError, Option } from 'commander';
