@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: it must be in place before protobuf loads.
+import './polyfills.ts';
 import { Command } from 'commander';
 import { attachCommand } from './cli/attach.ts';
 import { cpCommand } from './cli/cp.ts';

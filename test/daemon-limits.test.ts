@@ -68,8 +68,15 @@ describe('retention', () => {
         restart: { policy: 'always', initial_backoff_ms: 1, max_backoff_ms: 1 },
       });
       await eventually(async () => ((await rest.get('flapping')).managed?.restart_count ?? 0) >= 40, 20_000);
-      const { processes } = (await rest.call('GET', '/processes')).body as { processes: { name?: string }[] };
-      const incarnations = processes.filter((p) => p.name === 'flapping').length;
+      const { processes } = (await rest.call('GET', '/processes')).body as {
+        processes: { name?: string; started_at: number }[];
+      };
+      const kept = processes.filter((p) => p.name === 'flapping');
+      const incarnations = kept.length;
+      // However small the backoff asked for, starts come at least 20 ms apart.
+      const starts = kept.map((p) => p.started_at).sort((a, b) => a - b);
+      for (let i = 1; i < starts.length; i++)
+        assert.ok((starts[i] as number) - (starts[i - 1] as number) >= 20);
       // The current one, the last ten finished, and the few that exited a moment ago and whose
       // output is still draining: not the 40 and more it went through.
       assert.ok(incarnations <= 15, `${incarnations} incarnations are kept`);

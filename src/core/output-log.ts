@@ -252,10 +252,11 @@ export class OutputLog {
       spill.clear();
       await spill.closeWriter();
     }
+    const spilled = this.spills.size > 0;
     this.spills.clear();
     this.memory.length = 0;
-    // Nothing may have been spilled there in the first place.
-    await rm(this.options.spillDir, { recursive: true, force: true }).catch(() => {});
+    // Most processes never spill: their folder was never made.
+    if (spilled) await rm(this.options.spillDir, { recursive: true, force: true }).catch(() => {});
   }
 
   /**

@@ -22,7 +22,14 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
  * client that goes away mid-call is routine, not an error with a stack trace.
  */
 export function rpcHandler(routes: (router: ConnectRouter) => void, options: ConnectRouterOptions) {
-  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
+  const router = createConnectRouter({
+    acceptCompression: [compressionGzip, compressionBrotli],
+    // Compressed requests are taken, but answers go uncompressed: output is mostly streamed
+    // to a nearby proxy, and gzip would cost more than the bytes it saves (it was most of the
+    // CPU of a Start streaming 200 MiB).
+    compressMinBytes: Number.POSITIVE_INFINITY,
+    ...options,
+  });
   routes(router);
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

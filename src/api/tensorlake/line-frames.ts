@@ -64,7 +64,10 @@ function plainRunFrames(run: LineRun, { named, withStream }: LineFrameShape): Bu
   const { record, start, end } = run;
   const data = record.data;
   const opening = named ? '\nevent: output\ndata: {"line":"' : 'data: {"line":"';
-  const closing = `","timestamp":${record.timestamp}${withStream ? `,"stream":"${record.stream}"` : ''}}\n\n`;
+  const closing = Buffer.from(
+    `","timestamp":${record.timestamp}${withStream ? `,"stream":"${record.stream}"` : ''}}\n\n`,
+    'latin1',
+  );
   const count = run.id - run.firstId + 1;
   const idBytes = named ? 4 + String(run.id).length : 0;
   const out = Buffer.allocUnsafe(end - start + count * (idBytes + opening.length + closing.length));
@@ -73,10 +76,12 @@ function plainRunFrames(run: LineRun, { named, withStream }: LineFrameShape): Bu
   for (let at = start; at < end; id++) {
     const newline = data.indexOf(10, at);
     const lineEnd = newline > at && data[newline - 1] === 13 ? newline - 1 : newline;
-    if (named) pos += out.write(`id: ${id}`, pos, 'latin1');
-    pos += out.write(opening, pos, 'latin1');
-    pos += data.copy(out, pos, at, lineEnd);
-    pos += out.write(closing, pos, 'latin1');
+    // Short pieces are copied byte by byte, which beats a call to write() or copy().
+    const head = named ? `id: ${id}${opening}` : opening;
+    for (let i = 0; i < head.length; i++) out[pos++] = head.charCodeAt(i);
+    if (lineEnd - at > 64) pos += data.copy(out, pos, at, lineEnd);
+    else for (let i = at; i < lineEnd; i++) out[pos++] = data[i] as number;
+    for (let i = 0; i < closing.length; i++) out[pos++] = closing[i] as number;
     at = newline + 1;
   }
   return out.subarray(0, pos);
