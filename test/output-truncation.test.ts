@@ -93,20 +93,28 @@ describe('output lost before a follower read it', () => {
           numbers.push(Number(line));
         }
       }
-      assert.equal(losses.length, 1, 'one loss, reported once');
-      const [loss] = losses as [(typeof losses)[number]];
-      assert.equal(loss.stream, 'stdout');
-      const resumedAt = numbers[numbers.indexOf(loss.before) + 1] as number;
-      // Exactly the lines that did not come.
-      assert.equal(loss.truncated_bytes, (resumedAt - loss.before - 1) * LINE_BYTES);
+      // Usually one gap; the cap may still drop output after the process ended (its last writes
+      // to disk finish later), and a follower that is still behind then misses that too.
+      assert.ok(losses.length >= 1, 'the loss was reported');
+      const gaps = new Map(losses.map((loss) => [loss.before, loss]));
       for (let i = 1; i < numbers.length; i++) {
-        if (numbers[i - 1] !== loss.before) assert.equal(numbers[i], (numbers[i - 1] as number) + 1);
+        const previous = numbers[i - 1] as number;
+        const loss = gaps.get(previous);
+        if (!loss) {
+          assert.equal(numbers[i], previous + 1, 'no line goes missing unreported');
+          continue;
+        }
+        assert.equal(loss.stream, 'stdout');
+        // Exactly the lines that did not come.
+        assert.equal(loss.truncated_bytes, ((numbers[i] as number) - previous - 1) * LINE_BYTES);
       }
       assert.equal(numbers.at(-1), LINES);
       assert.ok(numbers.length < LINES / 2, `${numbers.length} lines came: too few were dropped to tell`);
 
-      // Resuming after the truncated event goes on with the line after the loss.
-      const resumed = await rest.follow(process.pid, { view: 'stdout', lastEventId: loss.id, stopAfter: 1 });
+      // Resuming after a truncated event goes on with the line after that loss.
+      const last = losses.at(-1) as (typeof losses)[number];
+      const resumedAt = numbers[numbers.indexOf(last.before) + 1] as number;
+      const resumed = await rest.follow(process.pid, { view: 'stdout', lastEventId: last.id, stopAfter: 1 });
       assert.equal(Number(resumed.lines[0]?.line), resumedAt);
     } finally {
       await rest.kill(process.pid);

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dialect } from '../http/dialect.ts';
+import { rawResponse } from '../http/raw-response.ts';
 
 const REASONS: Record<number, [string, string]> = {
   400: ['Bad Request', 'malformed request'],
@@ -27,10 +28,7 @@ export function answerClientErrors(servers: Server[], dialects: Dialect[]): void
         error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       const [reason, message] = REASONS[status] as [string, string];
       const body = JSON.stringify(errorBody(dialects, error.rawPacket, status, message));
-      socket.end(
-        `HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json\r\n` +
-          `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
+      socket.end(rawResponse(status, reason, body));
     });
   }
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { rawResponse } from '../http/raw-response.ts';
 
 export interface ConnectionLimits {
   /** Open connections, all ports together; beyond it a new one is answered 503 and closed. */
@@ -9,22 +10,10 @@ export interface ConnectionLimits {
   headersTimeoutMs: number;
 }
 
-const TIMEOUT_BODY = JSON.stringify({
-  error: 'no request head in time',
-  code: 'REQUEST_TIMEOUT',
-  message: 'no request head in time',
-});
-const TIMEOUT =
-  'HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-type: application/json\r\n' +
-  `content-length: ${Buffer.byteLength(TIMEOUT_BODY)}\r\n\r\n${TIMEOUT_BODY}`;
-const BUSY_BODY = JSON.stringify({
-  error: 'too many connections',
-  code: 'UNAVAILABLE',
-  message: 'too many connections',
-});
-const BUSY =
-  'HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: application/json\r\n' +
-  `retry-after: 1\r\ncontent-length: ${Buffer.byteLength(BUSY_BODY)}\r\n\r\n${BUSY_BODY}`;
+const refusal = (status: number, reason: string, code: string, message: string) =>
+  rawResponse(status, reason, JSON.stringify({ error: message, code, message }));
+const TIMEOUT = refusal(408, 'Request Timeout', 'REQUEST_TIMEOUT', 'no request head in time');
+const BUSY = refusal(503, 'Service Unavailable', 'UNAVAILABLE', 'too many connections');
 
 /**
  * The most connections the daemon should hold: well below its descriptor limit, so that the

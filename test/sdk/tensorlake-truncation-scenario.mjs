@@ -1,14 +1,10 @@
 // The tensorlake SDK following the output of a process whose oldest output the daemon has
 // already dropped: the stream starts with an `event: truncated` the SDK does not know, which it
 // must skip. Prints what it saw as one JSON object; the assertions live in output-truncation.test.ts.
-import { Sandbox } from 'tensorlake';
+import { connectSandbox } from './sandbox.mjs';
 
 const loud = JSON.parse(process.env.SANDBOXD_LOUD);
-const sandbox = await Sandbox.connect({
-  sandboxId: 'sdk-truncation',
-  proxyUrl: process.env.SANDBOXD_URL,
-  apiKey: process.env.SANDBOXD_TOKEN,
-});
+const sandbox = await connectSandbox('sdk-truncation');
 const seen = {};
 try {
   const started = await sandbox.startProcess(loud.command, { args: loud.args });
