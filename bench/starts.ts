@@ -9,7 +9,7 @@
 // Every request goes over a node:http keep-alive connection of its own daemon.
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import type { Agent } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { encodeEnvelope } from '@connectrpc/connect/protocol';
 import { contentTypeStreamProto } from '@connectrpc/connect/protocol-connect';
 import { StartRequestSchema } from '../src/gen/process/process_pb.ts';
+import { diskBytes } from '../test/helpers/daemon.ts';
 import {
   type BenchDaemon,
   type BenchOptions,
@@ -82,7 +83,7 @@ export async function startLatency(options: BenchOptions, scratch: Scratch): Pro
       ),
     );
     await Promise.all(retained.map((pid) => processEnded(retaining.daemon, pid)));
-    const onDisk = await folderBytes(dataDir);
+    const onDisk = await diskBytes(dataDir);
     options.log(
       `4, 5: ${retainedCount} finished processes retain ${((retainedCount * retainedEach) / MiB).toFixed(0)} MiB of output (${(onDisk / MiB).toFixed(0)} MiB on disk)`,
     );
@@ -160,14 +161,6 @@ async function sampleRound(probe: SpawnProbe, sides: Side[], samples: number): P
     for (const pid of s.pids) await killProcess(s.daemon, pid, s.agent);
   }
   return spawnMs;
-}
-
-async function folderBytes(dir: string): Promise<number> {
-  let bytes = 0;
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) bytes += (await stat(join(entry.parentPath, entry.name))).size;
-  }
-  return bytes;
 }
 
 /** Rows 9a and 9b. */

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { restClient } from './helpers/api.ts';
-import { eventually, ROOT, startDaemon } from './helpers/daemon.ts';
+import { diskBytes, eventually, ROOT, startDaemon } from './helpers/daemon.ts';
 
 /** Opens a TCP connection that sends nothing. */
 async function idleConnection(url: string): Promise<Socket> {
@@ -25,14 +25,6 @@ async function received(socket: Socket): Promise<string> {
   });
   await once(socket, 'close');
   return text;
-}
-
-async function diskBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
-  }
-  return total;
 }
 
 describe('retention', () => {
