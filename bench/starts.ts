@@ -100,9 +100,13 @@ export async function startLatency(options: BenchOptions, scratch: Scratch): Pro
           `retaining ${median(retaining.postMs).toFixed(2)} ms (health ${median(retaining.healthMs).toFixed(2)})`,
       );
     }
-    // Retention is bounded by count: this row means nothing if the output was forgotten meanwhile.
+    // Retention is bounded: this row means nothing if any of that output was dropped meanwhile.
     for (const pid of retained) {
-      await call(`${retaining.daemon.api}/processes/${pid}`, { agent: retaining.agent });
+      const text = await call(`${retaining.daemon.api}/processes/${pid}/stdout?limit=0`, {
+        agent: retaining.agent,
+      });
+      const { truncated_bytes } = JSON.parse(text) as { truncated_bytes: number };
+      if (truncated_bytes !== 0) throw new Error(`process ${pid} lost ${truncated_bytes} bytes of output`);
     }
   } finally {
     probe.stop();
