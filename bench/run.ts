@@ -6,9 +6,10 @@
 //
 //   npm run bench [-- --quick] [--json] [--rounds N] [--rows 1,2,6] [--profile DIR]
 //
-// --profile DIR runs each daemon under `node --cpu-prof`, writing DIR/<rows>.cpuprofile, and
-// prints each profile's top self-time frames; with it, the default rows are 1-3 (the SSE path
-// and the Connect path, binary and JSON), each on a daemon, so each in its own file.
+// --profile DIR runs each daemon under `node --cpu-prof`, writing DIR/<its name>.cpuprofile,
+// and prints each profile's top self-time frames; with it, the default rows are 1-3 (the SSE
+// path and the Connect path, binary and JSON: sse-lines, connect-binary, connect-json), each on
+// a daemon of its own, so each in its own file.
 import { mkdir } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
@@ -51,8 +52,11 @@ const groups: { rows: string[]; run: () => Promise<Row[]> }[] = [
   { rows: ['8'], run: () => pausedFollower(options, scratch) },
   { rows: ['9'], run: () => shortCommands(options) },
 ];
-const wanted =
-  values.rows?.split(',') ?? (options.profileDir ? ['1', '2', '3'] : groups.flatMap((g) => g.rows));
+const known = groups.flatMap((g) => g.rows);
+const wanted = values.rows?.split(',') ?? (options.profileDir ? ['1', '2', '3'] : known);
+const unknown = wanted.filter((id) => !known.includes(id));
+if (unknown.length > 0)
+  throw new Error(`--rows: no row ${unknown.join(', ')}; the rows are ${known.join(', ')}`);
 
 /** What each baseline is, exactly, by the rows it belongs to. */
 const LEGEND: [rows: string[], lines: string[]][] = [
