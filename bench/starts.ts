@@ -75,6 +75,7 @@ export async function startLatency(options: BenchOptions, scratch: Scratch): Pro
   const probe = await spawnProbe();
   const startRounds: { figure: number; baseline: number }[] = [];
   const retainedRounds: { figure: number; baseline: number }[] = [];
+  let note = '';
   try {
     const source = await scratch.sourceFile(retainedEach);
     const retained = await Promise.all(
@@ -100,6 +101,8 @@ export async function startLatency(options: BenchOptions, scratch: Scratch): Pro
           `retaining ${median(retaining.postMs).toFixed(2)} ms (health ${median(retaining.healthMs).toFixed(2)})`,
       );
     }
+    // Both daemons' size beside the ratio: what a start costs may grow with the daemon.
+    note = `daemon RSS ${(await retaining.daemon.rssMiB()).toFixed(0)} MiB retaining, ${(await empty.daemon.rssMiB()).toFixed(0)} MiB empty`;
     // Retention is bounded: this row means nothing if any of that output was dropped meanwhile.
     for (const pid of retained) {
       const text = await call(`${retaining.daemon.api}/processes/${pid}/stdout?limit=0`, {
@@ -128,6 +131,7 @@ export async function startLatency(options: BenchOptions, scratch: Scratch): Pro
         what: `start ratio, ${(retainedCount * retainedEach) / MiB} MiB retained`,
         unit: '×',
         baselineIs: 'empty daemon',
+        note,
       },
       retainedRounds,
     ),
