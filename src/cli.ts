@@ -34,6 +34,7 @@ program
     10_000,
   )
   .option('--pty-idle-timeout-ms <ms>', 'how long a terminal session may stay unattached', integer, 300_000)
+  .option('--no-ui', 'do not serve the web console at /ui')
   .action(async (options) => {
     if (!isLoopback(options.host) && !options.token && !options.insecure) {
       console.error(
@@ -49,6 +50,7 @@ program
       drainGraceMs: options.drainGraceMs,
       shutdownGraceMs: options.shutdownGraceMs,
       ptyIdleTimeoutMs: options.ptyIdleTimeoutMs,
+      ui: options.ui,
     });
     for (const url of daemon.urls) console.log(`sandboxd listening on ${url}`);
     let stopping = false;

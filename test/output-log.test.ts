@@ -2,9 +2,16 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
-import { followLines, type LineQuery, linesSoFar, type OutputLine } from '../src/core/lines.ts';
-import { OutputLog, type OutputLogOptions } from '../src/core/output-log.ts';
+import { after, describe, test } from 'node:test';
+import {
+  followLines,
+  LineCutter,
+  type LineItem,
+  type LineQuery,
+  linesSoFar,
+  type OutputLine,
+} from '../src/core/lines.ts';
+import { type LogRecord, OutputLog, type OutputLogOptions } from '../src/core/output-log.ts';
 
 // The core's output log on its own: exact interleavings that real pipes cannot be made to produce.
 const root = mkdtempSync(join(tmpdir(), 'sandboxd-log-test-'));
@@ -21,15 +28,28 @@ function newLog(options: Partial<OutputLogOptions> = {}): OutputLog {
   });
 }
 
+/** Appends as a pipe reader does: waiting while the log is congested (its disk writes lag). */
+async function feed(log: OutputLog, stream: 'stdout' | 'stderr' | 'pty', chunks: Iterable<string | Buffer>) {
+  for (const chunk of chunks) {
+    log.append(stream, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    if (log.congested) await log.whenCalm();
+  }
+}
+
+const times = <T>(count: number, make: (i: number) => T): T[] =>
+  Array.from({ length: count }, (_, i) => make(i));
+
+const onlyLines = (items: LineItem[]) => items.filter((item): item is OutputLine => item.kind === 'line');
+
 async function readLines(log: OutputLog, query: LineQuery): Promise<{ lines: OutputLine[] }> {
   const lines: OutputLine[] = [];
-  for await (const batch of linesSoFar(log, query)) lines.push(...batch);
+  for await (const batch of linesSoFar(log, query)) lines.push(...onlyLines(batch));
   return { lines };
 }
 
 async function collect(log: OutputLog, after?: number, stream?: 'stdout' | 'stderr') {
-  const lines = [];
-  for await (const batch of followLines(log, { after, stream })) lines.push(...batch);
+  const lines: OutputLine[] = [];
+  for await (const batch of followLines(log, { after, stream })) lines.push(...onlyLines(batch));
   return lines;
 }
 
@@ -74,8 +94,13 @@ test('a follower subscribed before output arrives sees every byte once, live', a
 test('output beyond the memory budget spills to disk and reads back whole', async () => {
   const log = newLog({ memoryBytesPerStream: 4096 });
   const total = 20_000;
-  for (let i = 0; i < total; i++) log.append('stdout', Buffer.from(`line ${i}\n`));
+  await feed(
+    log,
+    'stdout',
+    times(total, (i) => `line ${i}\n`),
+  );
   log.close();
+  await log.flushed();
   const page = await readLines(log, {});
   assert.equal(page.lines.length, total);
   assert.equal(page.lines[12_345]?.text, 'line 12345');
@@ -83,15 +108,20 @@ test('output beyond the memory budget spills to disk and reads back whole', asyn
   const resumed = await collect(log, page.lines[9_999]?.id);
   assert.equal(resumed.length, total - 10_000);
   assert.equal(resumed[0]?.text, 'line 10000');
-  log.release();
+  await log.release();
   assert.equal(existsSync(join(root, `log-${logs}`)), false);
 });
 
 test('past the cap the oldest output is dropped and the drop is counted', async () => {
   const log = newLog({ memoryBytesPerStream: 4096, maxBytesPerStream: 512 * 1024 });
   const line = `${'x'.repeat(99)}\n`;
-  for (let i = 0; i < 20_000; i++) log.append('stdout', Buffer.from(line));
+  await feed(
+    log,
+    'stdout',
+    times(20_000, () => line),
+  );
   log.close();
+  await log.flushed();
   const page = await readLines(log, { stream: 'stdout' });
   const kept = page.lines.length * line.length;
   assert.ok(kept <= 512 * 1024, `kept ${kept} bytes`);
@@ -125,7 +155,12 @@ test('a line longer than the cap is cut, and invalid UTF-8 is replaced', async (
 
 test('tailStart finds where the last N bytes of a terminal log begin, on disk too', async () => {
   const log = newLog({ memoryBytesPerStream: 4096 });
-  for (let i = 0; i < 10_000; i++) log.append('pty', Buffer.from(`row ${i}\r\n`));
+  await feed(
+    log,
+    'pty',
+    times(10_000, (i) => `row ${i}\r\n`),
+  );
+  await log.flushed();
   const readFrom = async (seq: number) => {
     const records = [];
     for (let batch = await log.read(seq); batch.length > 0; batch = await log.read(seq)) {
@@ -141,14 +176,19 @@ test('tailStart finds where the last N bytes of a terminal log begin, on disk to
   const all = await readFrom(await log.tailStart('pty', 10 ** 9));
   assert.equal(all[0]?.seq, 1);
   assert.equal(all.length, 10_000);
-  log.release();
+  await log.release();
 });
 
 test('the cap of one stream drops only that stream, counting record headers as disk use', async () => {
   const log = newLog({ memoryBytesPerStream: 4096, maxBytesPerStream: 256 * 1024 });
   log.append('stderr', Buffer.from('IMPORTANT-ERROR\n'));
-  for (let i = 0; i < 50_000; i++) log.append('stdout', Buffer.from('y\n'));
+  await feed(
+    log,
+    'stdout',
+    times(50_000, () => 'y\n'),
+  );
   log.close();
+  await log.flushed();
   assert.deepEqual(
     (await readLines(log, { stream: 'stderr' })).lines.map((l) => l.text),
     ['IMPORTANT-ERROR'],
@@ -159,7 +199,7 @@ test('the cap of one stream drops only that stream, counting record headers as d
   assert.equal(kept * 2 + log.truncatedBytes('stdout'), 100_000);
   // 2 bytes of output cost a 30-byte header on disk: far fewer than 256 KiB / 2 lines stay.
   assert.ok(kept < (256 * 1024) / 30, `kept ${kept} lines`);
-  log.release();
+  await log.release();
 });
 
 test('when the disk fails, spilled output is dropped and counted, and memory stays bounded', async () => {
@@ -172,29 +212,145 @@ test('when the disk fails, spilled output is dropped and counted, and memory sta
     maxBytesPerStream: 1024 * 1024,
     maxLineBytes: 1024,
   });
-  for (let i = 0; i < 10_000; i++) log.append('stdout', Buffer.from(`line ${i}\n`));
+  await feed(
+    log,
+    'stdout',
+    times(10_000, (i) => `line ${i}\n`),
+  );
   log.close();
+  await log.flushed();
   const { lines } = await readLines(log, {});
   assert.ok(lines.length > 0 && lines.length < 10_000);
   assert.equal(lines.at(-1)?.text, 'line 9999');
   const total = Array.from({ length: 10_000 }, (_, i) => `line ${i}\n`.length).reduce((a, b) => a + b);
   const kept = lines.reduce((sum, line) => sum + line.text.length + 1, 0);
   assert.equal(kept + log.truncatedBytes('stdout'), total);
-  log.release();
+  await log.release();
 });
 
 test('spill files deleted behind the log: reads skip them, the loss is counted, appends go on', async () => {
   const log = newLog({ memoryBytesPerStream: 4096, maxBytesPerStream: 128 * 1024 });
   const line = (i: number) => `${String(i).padStart(6, '0')}${'.'.repeat(93)}\n`;
-  for (let i = 0; i < 1000; i++) log.append('stdout', Buffer.from(line(i)));
+  await feed(log, 'stdout', times(1000, line));
+  await log.flushed();
   rmSync(join(root, `log-${logs}`), { recursive: true, force: true });
   // More output: new segments, and the cap drops old ones whose files are gone.
-  for (let i = 1000; i < 3000; i++) log.append('stdout', Buffer.from(line(i)));
+  await feed(
+    log,
+    'stdout',
+    times(2000, (i) => line(i + 1000)),
+  );
   log.close();
+  await log.flushed();
   const { lines } = await readLines(log, {});
   const numbers = lines.map((l) => Number(l.text.slice(0, 6)));
   assert.equal(numbers.at(-1), 2999);
   for (let i = 1; i < numbers.length; i++) assert.ok((numbers[i] as number) > (numbers[i - 1] as number));
   assert.equal(lines.length * 100 + log.truncatedBytes('stdout'), 3000 * 100);
-  log.release();
+  await log.release();
+});
+
+describe('a follower that falls behind the retention cap', () => {
+  // Each line is one letter repeated, so a line made of two lines is easy to see.
+  const lineOf = (letter: string, bytes: number) => `${letter.repeat(bytes - 1)}\n`;
+  const KiB = 1024;
+
+  test('never gets a spliced line: the loss is reported and it resumes at a whole line', async () => {
+    const log = newLog({
+      memoryBytesPerStream: 64 * KiB,
+      maxBytesPerStream: 2048 * KiB,
+      maxLineBytes: 1024 * KiB,
+    });
+    const chunks = (text: string) =>
+      times(Math.ceil(text.length / (64 * KiB)), (i) => text.slice(i * 64 * KiB, (i + 1) * 64 * KiB));
+    const follower = followLines(log, {});
+    // A short line, then the first part of a long one: the follower holds that part when it pauses.
+    await feed(log, 'stdout', [lineOf('a', 100 * KiB), ...chunks(lineOf('b', 512 * KiB))]);
+    const first = await follower.next();
+    assert.deepEqual(
+      onlyLines(first.value as LineItem[]).map((l) => l.text[0]),
+      ['a'],
+    );
+    // While it pauses, the process writes far more than the cap holds.
+    const letters = 'cdefghijklmnop'.split('');
+    await feed(
+      log,
+      'stdout',
+      letters.flatMap((letter) => chunks(lineOf(letter, 512 * KiB))),
+    );
+    log.close();
+    await log.flushed();
+    const items: LineItem[] = [];
+    for (let next = await follower.next(); !next.done; next = await follower.next())
+      items.push(...next.value);
+    const lines = onlyLines(items);
+    for (const line of lines) {
+      assert.equal(line.text, (line.text[0] as string).repeat(line.text.length), 'a line of one letter');
+      assert.equal(line.text.length, 512 * KiB - 1, 'a whole line');
+    }
+    const truncations = items.filter((item) => item.kind === 'truncated');
+    assert.equal(truncations.length, 1);
+    const [loss] = truncations as Extract<LineItem, { kind: 'truncated' }>[];
+    // Every byte of the stream is either in a line handed out or counted in the loss.
+    const total = 100 * KiB + 512 * KiB * (letters.length + 1);
+    const handedOut = 100 * KiB + lines.length * 512 * KiB;
+    assert.equal(handedOut + (loss?.bytes ?? 0), total);
+    assert.ok(lines.length >= 2, `${lines.length} lines after the loss`);
+    // Ids still grow, and resuming after the loss goes on with the lines that followed it.
+    const ids = items.map((item) => item.id);
+    assert.deepEqual(
+      ids,
+      [...ids].sort((x, y) => x - y),
+    );
+    assert.deepEqual(
+      (await collect(log, loss?.id)).map((l) => l.text[0]),
+      lines.map((l) => l.text[0]),
+    );
+    await log.release();
+  });
+
+  test('a follower that starts after output was dropped is told first', async () => {
+    const log = newLog({ memoryBytesPerStream: 64 * KiB, maxBytesPerStream: 512 * KiB });
+    await feed(
+      log,
+      'stderr',
+      times(100, (i) => lineOf(String(i % 10), 10 * KiB)),
+    );
+    log.close();
+    await log.flushed();
+    const items: LineItem[] = [];
+    for await (const batch of followLines(log, { stream: 'stderr' })) items.push(...batch);
+    const [first, ...rest] = items;
+    assert.equal(first?.kind, 'truncated');
+    const lines = onlyLines(rest);
+    assert.equal((first as { bytes: number }).bytes + lines.length * 10 * KiB, 100 * 10 * KiB);
+    assert.equal(lines.at(-1)?.text[0], '9');
+    await log.release();
+  });
+
+  test('a loss at the very end, with no whole line after it, is still reported', () => {
+    const cutter = new LineCutter(undefined, 'start');
+    const record = (
+      seq: number,
+      offset: number,
+      text: string,
+      startsLine: boolean,
+      lineEnd: boolean,
+    ): LogRecord => ({
+      seq,
+      stream: 'stdout',
+      offset,
+      timestamp: 0,
+      data: Buffer.from(text),
+      lineEnd,
+      startsLine,
+      replayFrom: seq,
+    });
+    assert.deepEqual(
+      cutter.push(record(1, 0, 'whole\n', true, true)).map((i) => i.kind),
+      ['line'],
+    );
+    assert.deepEqual(cutter.push(record(9, 100, 'tail of a line\n', false, true)), []);
+    assert.deepEqual(cutter.finish(), [{ kind: 'truncated', id: 9, stream: 'stdout', bytes: 109 }]);
+  });
 });

@@ -1,5 +1,5 @@
-import { rmSync } from 'node:fs';
-import { StreamSpill } from './stream-spill.ts';
+import { rm } from 'node:fs/promises';
+import { type DiskUse, StreamSpill } from './stream-spill.ts';
 
 export type StreamName = 'stdout' | 'stderr' | 'pty';
 const STREAM_CODES: readonly StreamName[] = ['stdout', 'stderr', 'pty'];
@@ -23,6 +23,8 @@ export interface LogRecord {
    * cut at the length cap or left unterminated when the output ended.
    */
   readonly lineEnd: boolean;
+  /** The record begins a line: the one before it on its stream, if any, ended one. */
+  readonly startsLine: boolean;
   /**
    * Where a line reader resuming after this record must start reading so that the partial
    * lines still open on every stream are rebuilt whole.
@@ -42,6 +44,8 @@ export interface OutputLogOptions {
   maxBytesPerStream: number;
   /** A line longer than this is cut into several lines. */
   maxLineBytes: number;
+  /** Told of every change in the bytes this log holds on disk. */
+  diskUse?: DiskUse;
 }
 
 // What a record costs in memory beyond its bytes (object, Buffer view); counted so that a flood
@@ -53,10 +57,16 @@ const SETTLED_MEMORY_BYTES = 64 * 1024;
 
 const zeroPerStream = (): Record<StreamName, number> => ({ stdout: 0, stderr: 0, pty: 0 });
 
+// While writes to disk lag behind, memory may hold this many times a stream's budget before
+// the log asks its writer to wait (a slow disk then slows the process that writes, no other).
+const CONGESTION_FACTOR = 2;
+
 /**
  * An append-only log of a process's output: the newest bytes in memory, older ones in spill
  * segments on disk, the oldest dropped (and counted) past the cap. Readers pull records by
  * sequence number at their own pace, so a slow reader never holds up the process or others.
+ * Disk work is asynchronous: records stay in memory (and readable there) until their write
+ * has finished, and a writer that outruns the disk is told to wait (`congested`).
  */
 export class OutputLog {
   private readonly memory: LogRecord[] = [];
@@ -71,10 +81,13 @@ export class OutputLog {
     pty: null,
   };
   private readonly waiters = new Set<() => void>();
+  private readonly calmWaiters = new Set<() => void>();
   private nextSeq = 1;
   private spillFailureReported = false;
   private isClosed = false;
   private isReleased = false;
+  /** The write to disk under way, if any: one at a time. */
+  private spilling: Promise<void> | undefined;
 
   constructor(private readonly options: OutputLogOptions) {}
 
@@ -100,6 +113,44 @@ export class OutputLog {
     return this.droppedBytes[stream] + (this.spills.get(stream)?.lostBytes ?? 0);
   }
 
+  /** Bytes this log holds on disk, record headers included. */
+  get diskBytes(): number {
+    let bytes = 0;
+    for (const spill of this.spills.values()) bytes += spill.bytes;
+    return bytes;
+  }
+
+  /**
+   * Drops the oldest spill segments, of whichever stream's is oldest, until at least `bytes`
+   * of disk are freed (or none are left); the drop is counted as any other. Returns the bytes
+   * freed.
+   */
+  shed(bytes: number): number {
+    let freed = 0;
+    while (freed < bytes) {
+      let oldest: [StreamName, StreamSpill] | undefined;
+      for (const entry of this.spills) {
+        const first = entry[1].firstSeq;
+        if (first !== undefined && (oldest === undefined || first < (oldest[1].firstSeq as number)))
+          oldest = entry;
+      }
+      if (!oldest) break;
+      const [stream, spill] = oldest;
+      const before = spill.bytes;
+      this.droppedBytes[stream] += spill.dropOldest();
+      freed += before - spill.bytes;
+    }
+    return freed;
+  }
+
+  /**
+   * Bytes of a stream dropped past the cap that came after `seq` (see StreamSpill.droppedAfter):
+   * what a reader resuming after `seq` missed of it.
+   */
+  droppedAfter(stream: StreamName, seq: number): number {
+    return this.spills.get(stream)?.droppedAfter(seq) ?? 0;
+  }
+
   append(stream: StreamName, chunk: Buffer, timestamp = Date.now()): void {
     if (this.isClosed || chunk.length === 0) return;
     const { maxLineBytes } = this.options;
@@ -120,7 +171,7 @@ export class OutputLog {
         start = end;
       }
     }
-    this.enforceMemoryBudget(stream);
+    this.enforceMemoryBudget();
     this.wake();
   }
 
@@ -138,28 +189,52 @@ export class OutputLog {
   }
 
   /**
+   * Whether memory holds so much that disk writes lag behind: the writer should stop reading
+   * its pipe until `whenCalm()` resolves.
+   */
+  get congested(): boolean {
+    const limit = this.options.memoryBytesPerStream * CONGESTION_FACTOR;
+    return STREAM_CODES.some((stream) => this.memoryBytes[stream] > limit);
+  }
+
+  /** Resolves once the log is no longer congested (or is released). */
+  whenCalm(): Promise<void> {
+    if (!this.congested || this.isReleased) return Promise.resolve();
+    return new Promise((resolve) => this.calmWaiters.add(resolve));
+  }
+
+  /** Resolves once no write to disk is under way and memory is within its budget. */
+  async flushed(): Promise<void> {
+    while (this.spilling) await this.spilling;
+  }
+
+  /**
    * For a finished process: moves what it holds in memory to disk, keeping the heap small, and
    * closes its files; reads open them again by name.
    */
-  settle(): void {
+  async settle(): Promise<void> {
+    await this.flushed();
     let memoryTotal = 0;
     for (const record of this.memory) memoryTotal += record.data.length + RECORD_OVERHEAD_BYTES;
-    if (memoryTotal > SETTLED_MEMORY_BYTES) this.spill(this.memory.length);
-    for (const spill of this.spills.values()) spill.closeWriter();
+    if (memoryTotal > SETTLED_MEMORY_BYTES) this.startSpill(this.memory.length);
+    await this.flushed();
+    await Promise.all([...this.spills.values()].map((spill) => spill.closeWriter()));
   }
 
   /** Deletes the spill files. The log is unreadable afterwards. */
-  release(): void {
+  async release(): Promise<void> {
     this.isReleased = true;
     this.close();
-    for (const spill of this.spills.values()) spill.closeWriter();
+    this.wakeCalm();
+    await this.flushed();
+    for (const spill of this.spills.values()) {
+      spill.clear();
+      await spill.closeWriter();
+    }
     this.spills.clear();
     this.memory.length = 0;
-    try {
-      rmSync(this.options.spillDir, { recursive: true, force: true });
-    } catch {
-      // Nothing could be spilled there in the first place.
-    }
+    // Nothing may have been spilled there in the first place.
+    await rm(this.options.spillDir, { recursive: true, force: true }).catch(() => {});
   }
 
   /**
@@ -249,6 +324,7 @@ export class OutputLog {
 
   private push(stream: StreamName, data: Buffer, timestamp: number, lineEnd: boolean): void {
     const seq = this.nextSeq++;
+    const startsLine = this.openLineStart[stream] === null;
     if (lineEnd) {
       this.openLineStart[stream] = null;
       this.openLineBytes[stream] = 0;
@@ -262,7 +338,7 @@ export class OutputLog {
     }
     const offset = this.streamOffsets[stream];
     this.streamOffsets[stream] += data.length;
-    this.memory.push({ seq, stream, offset, timestamp, data, lineEnd, replayFrom });
+    this.memory.push({ seq, stream, offset, timestamp, data, lineEnd, startsLine, replayFrom });
     this.memoryBytes[stream] += data.length + RECORD_OVERHEAD_BYTES;
   }
 
@@ -282,40 +358,50 @@ export class OutputLog {
     return records;
   }
 
-  private enforceMemoryBudget(stream: StreamName): void {
+  /** Starts a write to disk when a stream is over its memory budget and none is under way. */
+  private enforceMemoryBudget(): void {
+    if (this.spilling || this.isReleased) return;
     const budget = this.options.memoryBytesPerStream;
-    if (this.memoryBytes[stream] <= budget) return;
+    const over = STREAM_CODES.filter((stream) => this.memoryBytes[stream] > budget);
+    if (over.length === 0) return;
     // Spill down to three quarters of the budget so that writes to disk come in large batches.
     const target = budget * 0.75;
+    const freed = zeroPerStream();
     let count = 0;
-    let freed = 0;
     for (const record of this.memory) {
-      if (this.memoryBytes[stream] - freed <= target) break;
-      if (record.stream === stream) freed += record.data.length + RECORD_OVERHEAD_BYTES;
+      if (over.every((stream) => this.memoryBytes[stream] - freed[stream] <= target)) break;
+      freed[record.stream] += record.data.length + RECORD_OVERHEAD_BYTES;
       count++;
     }
-    this.spill(count);
+    this.startSpill(count);
+  }
+
+  private startSpill(count: number): void {
+    if (this.spilling || this.isReleased || count <= 0) return;
+    this.spilling = this.spill(count).finally(() => {
+      this.spilling = undefined;
+      this.enforceMemoryBudget();
+      if (!this.congested) this.wakeCalm();
+    });
   }
 
   /**
-   * Moves the oldest `count` records from memory to their streams' spill segments. When the
-   * disk fails (full, out of descriptors) the records are dropped and counted, not kept:
-   * memory stays bounded whatever happens to the disk.
+   * Writes the oldest `count` records to their streams' spill segments, then lets them leave
+   * memory (until then they are read from memory). When the disk fails (full, out of
+   * descriptors) the records are dropped and counted, not kept: memory stays bounded whatever
+   * happens to the disk.
    */
-  private spill(count: number): void {
-    if (count <= 0) return;
-    // Spilled records leave the array at once: a reference kept here would keep their bytes.
-    const records = this.memory.splice(0, count);
+  private async spill(count: number): Promise<void> {
+    const records = this.memory.slice(0, count);
     const byStream = new Map<StreamName, LogRecord[]>();
     for (const record of records) {
-      this.memoryBytes[record.stream] -= record.data.length + RECORD_OVERHEAD_BYTES;
       const list = byStream.get(record.stream);
       if (list) list.push(record);
       else byStream.set(record.stream, [record]);
     }
     for (const [stream, list] of byStream) {
       try {
-        this.spillOf(stream).append(list);
+        await this.spillOf(stream).write(list);
       } catch (error) {
         for (const record of list) this.droppedBytes[stream] += record.data.length;
         if (!this.spillFailureReported) {
@@ -323,15 +409,21 @@ export class OutputLog {
           console.error(`sandboxd: cannot spill output to ${this.options.spillDir}, dropping it:`, error);
         }
       }
-      this.enforceCap(stream);
     }
+    if (this.isReleased) return;
+    // Only spills take records from the front, one at a time: these are still the first ones.
+    // Spilled records leave the array at once: a reference kept here would keep their bytes.
+    this.memory.splice(0, count);
+    for (const record of records)
+      this.memoryBytes[record.stream] -= record.data.length + RECORD_OVERHEAD_BYTES;
+    for (const stream of byStream.keys()) this.enforceCap(stream);
   }
 
   private spillOf(stream: StreamName): StreamSpill {
     let spill = this.spills.get(stream);
     if (!spill) {
       const segmentBytes = Math.max(64 * 1024, Math.floor(this.options.maxBytesPerStream / 8));
-      spill = new StreamSpill(this.options.spillDir, stream, segmentBytes);
+      spill = new StreamSpill(this.options.spillDir, stream, segmentBytes, this.options.diskUse);
       this.spills.set(stream, spill);
     }
     return spill;
@@ -366,5 +458,11 @@ export class OutputLog {
 
   private wake(): void {
     for (const waiter of [...this.waiters]) waiter();
+  }
+
+  private wakeCalm(): void {
+    const waiters = [...this.calmWaiters];
+    this.calmWaiters.clear();
+    for (const waiter of waiters) waiter();
   }
 }

@@ -102,7 +102,7 @@ export class SandboxProcess {
       graceOver.abort();
       io.detach();
       this.log.close();
-      this.log.settle();
+      await this.log.settle();
     });
   }
 
@@ -261,7 +261,14 @@ async function pipeIo(spec: ProcessSpec, log: OutputLog, stdinOptions: StdinOpti
   const closed: Promise<void>[] = [];
   for (const [stream, readable] of outputs) {
     if (!readable) continue;
-    readable.on('data', (chunk: Buffer) => log.append(stream, chunk));
+    readable.on('data', (chunk: Buffer) => {
+      log.append(stream, chunk);
+      // The disk lags behind: stop reading until it catches up, so that the process waits.
+      if (log.congested) {
+        readable.pause();
+        void log.whenCalm().then(() => readable.resume());
+      }
+    });
     readable.on('error', () => {});
     closed.push(new Promise((resolve) => readable.once('close', resolve)));
   }

@@ -38,9 +38,14 @@ export class Terminal {
     // reads on after the child's exit until its short close timeout, and only then reports
     // the exit, by which time everything has been read.
     const slave = openSlave(this.pty);
-    this.pty.onData((data: string | Buffer) =>
-      log.append('pty', typeof data === 'string' ? Buffer.from(data) : data),
-    );
+    this.pty.onData((data: string | Buffer) => {
+      log.append('pty', typeof data === 'string' ? Buffer.from(data) : data);
+      // The disk lags behind: stop reading until it catches up, so that the process waits.
+      if (log.congested) {
+        this.pty.pause();
+        void log.whenCalm().then(() => this.pty.resume());
+      }
+    });
     this.exited = new Promise((resolve) => {
       this.pty.onExit(({ exitCode, signal }) => {
         this.closed = true;

@@ -1,5 +1,5 @@
-import { closeSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LogRecord, StreamName } from './output-log.ts';
 
@@ -7,13 +7,18 @@ import type { LogRecord, StreamName } from './output-log.ts';
 // replayFrom u48, length u32.
 const HEADER_BYTES = 30;
 const STREAM_CODES: readonly StreamName[] = ['stdout', 'stderr', 'pty'];
+const LINE_END = 1;
+const STARTS_LINE = 2;
 const INDEX_EVERY_BYTES = 64 * 1024;
 const READ_BLOCK_BYTES = 256 * 1024;
+// Dropped segments remembered one by one (older ones only as a sum), to tell a reader resuming
+// from a dropped record how much of the stream it missed.
+const DROP_HISTORY = 64;
 
 interface Segment {
   readonly path: string;
   /** Open for appending only while this is the stream's newest segment. */
-  fd: number | undefined;
+  handle: FileHandle | undefined;
   readonly firstSeq: number;
   /** One past the last record's sequence number. */
   nextSeq: number;
@@ -30,21 +35,29 @@ export interface SpillRead {
   more: boolean;
 }
 
+/** Told of every change in the bytes a spill holds on disk (daemon-wide accounting). */
+export type DiskUse = (deltaBytes: number) => void;
+
 /**
  * One stream's older records, in segment files on disk, oldest first. Dropping the oldest
- * segment past the cap touches this stream alone. Reads open the file by path, so a segment
- * needs no descriptor once it is full.
+ * segment past the cap touches this stream alone. All disk work is asynchronous; the owner
+ * runs one write at a time. Reads open the file by path, so a segment needs no descriptor
+ * once it is full.
  */
 export class StreamSpill {
   private readonly segments: Segment[] = [];
   private segmentCount = 0;
   private diskBytes = 0;
   private vanishedBytes = 0;
+  /** The newest dropped segments: the last sequence number each held, and its bytes of output. */
+  private readonly dropped: { lastSeq: number; bytes: number }[] = [];
+  private droppedEarlierBytes = 0;
 
   constructor(
     private readonly dir: string,
     private readonly stream: StreamName,
     private readonly segmentBytes: number,
+    private readonly diskUse: DiskUse = () => {},
   ) {}
 
   /** Bytes on disk, record headers included. */
@@ -56,9 +69,12 @@ export class StreamSpill {
     return this.segments[0]?.firstSeq;
   }
 
-  /** Appends records (in sequence order); throws on an I/O error, having written none of them. */
-  append(records: readonly LogRecord[]): void {
-    const segment = this.writableSegment(records[0] as LogRecord);
+  /**
+   * Writes records (in sequence order); once it resolves they can be read from disk. Rejects
+   * on an I/O error, having added none of them.
+   */
+  async write(records: readonly LogRecord[]): Promise<void> {
+    const segment = await this.writableSegment(records[0] as LogRecord);
     let size = 0;
     for (const record of records) size += HEADER_BYTES + record.data.length;
     const buffer = Buffer.allocUnsafe(size);
@@ -75,20 +91,29 @@ export class StreamSpill {
     try {
       // Positional writes: after a failed (partial) write the next one starts at the same place.
       let written = 0;
-      while (written < size)
-        written += writeSync(segment.fd as number, buffer, written, size - written, segment.size + written);
+      while (written < size) {
+        const { bytesWritten } = await (segment.handle as FileHandle).write(
+          buffer,
+          written,
+          size - written,
+          segment.size + written,
+        );
+        written += bytesWritten;
+      }
     } catch (error) {
-      this.closeWriter();
+      await this.closeWriter();
       // A segment that never held a record would only hide the ones after it.
       if (segment.size === 0) this.forget(segment);
       throw error;
     }
+    if (!this.segments.includes(segment)) return; // Dropped meanwhile (released).
     segment.index.push(...index);
     segment.lastIndexedPos = lastIndexedPos;
     segment.size += size;
     segment.dataBytes += size - HEADER_BYTES * records.length;
     segment.nextSeq = (records.at(-1) as LogRecord).seq + 1;
     this.diskBytes += size;
+    this.diskUse(size);
   }
 
   /** Drops the oldest segment; returns how many bytes of output went with it. */
@@ -96,7 +121,23 @@ export class StreamSpill {
     const oldest = this.segments[0];
     if (!oldest) return 0;
     this.forget(oldest);
+    this.dropped.push({ lastSeq: oldest.nextSeq - 1, bytes: oldest.dataBytes });
+    if (this.dropped.length > DROP_HISTORY)
+      this.droppedEarlierBytes += (this.dropped.shift() as { bytes: number }).bytes;
     return oldest.dataBytes;
+  }
+
+  /**
+   * Bytes of output dropped that came after `seq`, counted by whole segments: exact when `seq`
+   * ends one of the newest dropped segments; otherwise the segment holding `seq` (and, far back,
+   * older ones summed together) is counted whole.
+   */
+  droppedAfter(seq: number): number {
+    let bytes = 0;
+    for (const segment of this.dropped) if (segment.lastSeq > seq) bytes += segment.bytes;
+    const first = this.dropped[0];
+    if (first && first.lastSeq > seq) bytes += this.droppedEarlierBytes;
+    return bytes;
   }
 
   /**
@@ -107,12 +148,18 @@ export class StreamSpill {
     return this.vanishedBytes;
   }
 
-  /** Closes the newest segment's descriptor; a later append opens a new segment. */
-  closeWriter(): void {
+  /** Closes the newest segment's descriptor; a later write opens a new segment. */
+  async closeWriter(): Promise<void> {
     const current = this.segments.at(-1);
-    if (current?.fd === undefined) return;
-    closeSync(current.fd);
-    current.fd = undefined;
+    const handle = current?.handle;
+    if (!current || !handle) return;
+    current.handle = undefined;
+    await handle.close().catch(() => {});
+  }
+
+  /** Forgets every segment and deletes its file. */
+  clear(): void {
+    for (const segment of [...this.segments]) this.forget(segment);
   }
 
   /**
@@ -142,30 +189,32 @@ export class StreamSpill {
     }
   }
 
-  /** Takes a segment off the list and deletes its file (which may be gone already). */
+  /** Takes a segment off the list at once; its file is closed and deleted in the background. */
   private forget(segment: Segment): void {
     const at = this.segments.indexOf(segment);
-    if (at !== -1) this.segments.splice(at, 1);
+    if (at === -1) return;
+    this.segments.splice(at, 1);
     this.diskBytes -= segment.size;
-    try {
-      if (segment.fd !== undefined) closeSync(segment.fd);
-      unlinkSync(segment.path);
-    } catch {
+    this.diskUse(-segment.size);
+    const handle = segment.handle;
+    segment.handle = undefined;
+    void (async () => {
+      await handle?.close().catch(() => {});
       // Already gone: nothing more to free.
-    }
-    segment.fd = undefined;
+      await unlink(segment.path).catch(() => {});
+    })();
   }
 
-  private writableSegment(first: LogRecord): Segment {
+  private async writableSegment(first: LogRecord): Promise<Segment> {
     const current = this.segments.at(-1);
-    if (current?.fd !== undefined && current.size < this.segmentBytes) return current;
-    this.closeWriter();
+    if (current?.handle !== undefined && current.size < this.segmentBytes) return current;
+    await this.closeWriter();
     // Made again each time: someone may have cleaned it away.
-    mkdirSync(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true });
     const path = join(this.dir, `${this.stream}-${this.segmentCount++}.log`);
     const segment: Segment = {
       path,
-      fd: openSync(path, 'w'),
+      handle: await open(path, 'w'),
       firstSeq: first.seq,
       nextSeq: first.seq,
       size: 0,
@@ -232,7 +281,7 @@ async function readSegment(
 function encodeRecord(record: LogRecord, buffer: Buffer, pos: number): number {
   buffer.writeUIntLE(record.seq, pos, 6);
   buffer.writeUInt8(STREAM_CODES.indexOf(record.stream), pos + 6);
-  buffer.writeUInt8(record.lineEnd ? 1 : 0, pos + 7);
+  buffer.writeUInt8((record.lineEnd ? LINE_END : 0) | (record.startsLine ? STARTS_LINE : 0), pos + 7);
   buffer.writeUIntLE(record.timestamp, pos + 8, 6);
   buffer.writeUIntLE(record.offset, pos + 14, 6);
   buffer.writeUIntLE(record.replayFrom, pos + 20, 6);
@@ -242,10 +291,12 @@ function encodeRecord(record: LogRecord, buffer: Buffer, pos: number): number {
 }
 
 function decodeRecord(block: Buffer, at: number, dataLength: number): LogRecord {
+  const flags = block.readUInt8(at + 7);
   return {
     seq: block.readUIntLE(at, 6),
     stream: STREAM_CODES[block.readUInt8(at + 6)] as StreamName,
-    lineEnd: block.readUInt8(at + 7) === 1,
+    lineEnd: (flags & LINE_END) !== 0,
+    startsLine: (flags & STARTS_LINE) !== 0,
     timestamp: block.readUIntLE(at + 8, 6),
     offset: block.readUIntLE(at + 14, 6),
     replayFrom: block.readUIntLE(at + 20, 6),

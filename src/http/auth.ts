@@ -20,3 +20,44 @@ export function isAuthorized(req: IncomingMessage, expected: string): boolean {
   const bearerMatches = tokensMatch(bearer, expected);
   return accessMatches || bearerMatches;
 }
+
+/** The value of one cookie the request carries, if it carries it. */
+export function readCookie(req: IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const equals = part.indexOf('=');
+    if (equals !== -1 && part.slice(0, equals).trim() === name) return part.slice(equals + 1).trim();
+  }
+  return undefined;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
+
+/**
+ * True when a browser request was made by a page of the origin it is sent to. A SameSite=Strict
+ * cookie still travels with requests from other ports of the same host (the same site), so the
+ * browser's own word on where a request came from decides: fetch metadata when it sends it, and
+ * an Origin naming this host on anything that may change state.
+ */
+export function isSameOriginRequest(req: IncomingMessage): boolean {
+  const safe = SAFE_METHODS.has(req.method ?? 'GET');
+  const site = req.headers['sec-fetch-site'];
+  // "none" is a person typing the address or opening a bookmark: fine for a read only.
+  if (site !== undefined && site !== 'same-origin' && !(safe && site === 'none')) return false;
+  if (safe) return true;
+  const origin = req.headers.origin;
+  if (origin === undefined || req.headers.host === undefined) return false;
+  try {
+    return new URL(origin).host === req.headers.host.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A second way in, for browsers, which cannot put a token on an EventSource or a WebSocket:
+ * a session cookie, honoured only on the routes the session's owner allows it on.
+ * `cross-origin`: a live session, but the request came from another origin.
+ */
+export interface SessionAuth {
+  check(req: IncomingMessage, url: URL): 'ok' | 'none' | 'cross-origin';
+}

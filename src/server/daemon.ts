@@ -6,6 +6,7 @@ import { tensorlakeDialect } from '../api/tensorlake/index.ts';
 import { ProcessTable } from '../core/process-table.ts';
 import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
+import { consoleUi } from '../ui/index.ts';
 import { createRequestListener, createUpgradeListener, type UpgradeListener } from './request-listener.ts';
 
 export interface DaemonConfig {
@@ -18,6 +19,8 @@ export interface DaemonConfig {
   shutdownGraceMs: number;
   /** An unattached terminal session is killed after this long. */
   ptyIdleTimeoutMs: number;
+  /** Serve the web console at /ui. */
+  ui: boolean;
 }
 
 export interface Daemon {
@@ -88,7 +91,9 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       watcherIdleMs: 10 * 60 * 1000,
     }),
   ];
-  const listener = createRequestListener({ dialects, token: config.token });
+  const ui = config.ui ? consoleUi({ token: config.token }) : undefined;
+  if (ui) dialects.push(ui.dialect);
+  const listener = createRequestListener({ dialects, token: config.token, session: ui?.sessions });
   const onUpgrade = createUpgradeListener(dialects);
   const servers = await Promise.all(
     config.ports.map((port) => listen(listener, onUpgrade, config.host, port)),

@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { isAuthorized } from '../http/auth.ts';
+import { isAuthorized, type SessionAuth } from '../http/auth.ts';
 import type { Dialect } from '../http/dialect.ts';
 import { sendJson } from '../http/json.ts';
 import { refuseUpgrade } from '../http/upgrade.ts';
@@ -9,6 +9,8 @@ export interface RequestListenerOptions {
   dialects: Dialect[];
   /** When set, every route but the public health checks requires it. */
   token?: string;
+  /** Browser sessions, accepted instead of the token where they say so. */
+  session?: SessionAuth;
 }
 
 /** The request target as a URL; undefined for a target no URL can be made of. */
@@ -24,7 +26,7 @@ function requestUrl(req: IncomingMessage): URL | undefined {
  * Serves every dialect from one listener: auth first, then the dialect that owns the path.
  * Any Host header is accepted.
  */
-export function createRequestListener({ dialects, token }: RequestListenerOptions): RequestListener {
+export function createRequestListener({ dialects, token, session }: RequestListenerOptions): RequestListener {
   return (req, res) => {
     const url = requestUrl(req);
     if (!url) {
@@ -38,9 +40,14 @@ export function createRequestListener({ dialects, token }: RequestListenerOption
     }
     const dialect = dialects.find((d) => d.owns(url));
     if (token !== undefined && !(dialect?.isPublic(req, url) ?? false) && !isAuthorized(req, token)) {
-      (dialect ?? (dialects[0] as Dialect)).unauthorized(res);
-      req.resume();
-      return;
+      const viaSession = session?.check(req, url) ?? 'none';
+      if (viaSession !== 'ok') {
+        if (viaSession === 'cross-origin')
+          sendJson(res, 403, { error: 'cross-origin request refused', code: 'FORBIDDEN' });
+        else (dialect ?? (dialects[0] as Dialect)).unauthorized(res);
+        req.resume();
+        return;
+      }
     }
     if (!dialect) {
       sendJson(res, 404, { error: `no route for ${url.pathname}`, code: 'NOT_FOUND' });

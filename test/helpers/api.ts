@@ -1,19 +1,8 @@
+import type { ProcessInfo } from '../../web/src/process-info.ts';
 import type { TestDaemon } from './daemon.ts';
 import { readSse } from './sse.ts';
 
-export interface ProcessInfo {
-  pid: number;
-  status: 'running' | 'exited' | 'signaled';
-  exit_code: number | null;
-  signal: number | null;
-  stdin_writable: boolean;
-  command: string;
-  args: string[];
-  started_at: number;
-  ended_at: number | null;
-  name?: string;
-  managed?: { id: string; status: string; restart_count: number };
-}
+export type { ProcessInfo } from '../../web/src/process-info.ts';
 
 export interface FollowedLine {
   id: number;

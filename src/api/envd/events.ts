@@ -19,10 +19,11 @@ export async function* processEvents(
 ): AsyncGenerator<ProcessEventInit> {
   yield { event: { case: 'start', value: { pid: process.pid } } };
   const batches = process.log.follow(process.log.startSeq, context.signal);
+  const sentUpTo = new Map<StreamName, number>();
   try {
     for await (const batch of withKeepalives(batches, keepaliveMs(context))) {
       if (batch === KEEPALIVE) yield { event: { case: 'keepalive', value: {} } };
-      else yield* dataEvents(batch);
+      else yield* dataEvents(batch, sentUpTo);
     }
   } finally {
     await batches.return(undefined);
@@ -32,8 +33,12 @@ export async function* processEvents(
   yield { event: { case: 'end', value: endEvent(await process.exited) } };
 }
 
-/** Adjacent records of one stream go out as one data event, as they were read. */
-function* dataEvents(records: LogRecord[]): Generator<ProcessEventInit> {
+/**
+ * Adjacent records of one stream go out as one data event, as they were read. Where a stream's
+ * records do not follow on from the last ones sent (output dropped past the retention cap
+ * before this watcher read it), a truncated event says how many bytes are missing.
+ */
+function* dataEvents(records: LogRecord[], sentUpTo: Map<StreamName, number>): Generator<ProcessEventInit> {
   let stream: StreamName | undefined;
   let parts: Buffer[] = [];
   const flush = function* (): Generator<ProcessEventInit> {
@@ -43,6 +48,13 @@ function* dataEvents(records: LogRecord[]): Generator<ProcessEventInit> {
   };
   for (const record of records) {
     if (record.data.length === 0) continue;
+    const missing = record.offset - (sentUpTo.get(record.stream) ?? 0);
+    sentUpTo.set(record.stream, record.offset + record.data.length);
+    if (missing > 0) {
+      yield* flush();
+      parts = [];
+      yield { event: { case: 'truncated', value: { stream: record.stream, bytes: BigInt(missing) } } };
+    }
     if (record.stream !== stream) {
       yield* flush();
       stream = record.stream;

@@ -5,6 +5,7 @@ import type { ProcessTable } from '../../core/process-table.ts';
 import { readJson } from '../../http/body.ts';
 import type { RouteContext } from '../../http/router.ts';
 import type { Limits } from './limits.ts';
+import { truncatedEvent } from './output.ts';
 import { runBody, toStartRequest } from './schemas.ts';
 import { EventStream } from './sse.ts';
 
@@ -32,9 +33,13 @@ export function runRoute(table: ProcessTable, limits: Limits) {
     if (body.timeout) process.setDeadline(body.timeout * 1000);
     const events = new EventStream(res);
     await events.send([{ data: { pid: process.pid, started_at: process.startedAt } }]);
-    for await (const lines of followLines(process.log, {}, events.signal)) {
+    for await (const items of followLines(process.log, {}, events.signal)) {
       await events.send(
-        lines.map((line) => ({ data: { line: line.text, timestamp: line.timestamp, stream: line.stream } })),
+        items.map((item) =>
+          item.kind === 'truncated'
+            ? truncatedEvent(item)
+            : { data: { line: item.text, timestamp: item.timestamp, stream: item.stream } },
+        ),
       );
     }
     if (events.signal.aborted) return;

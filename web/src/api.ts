@@ -1,0 +1,76 @@
+import type { ProcessInfo } from './process-info.ts';
+
+// The console is a client of the public REST routes, like any other; the browser's session
+// cookie authorizes it, so no credential ever passes through this code.
+
+export const API = '/api/v1';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The session has ended (logout elsewhere, expiry, a daemon restart): back to the login form. */
+export function toLogin(): never {
+  window.location.assign('/ui/login');
+  throw new ApiError(401, 'not logged in');
+}
+
+export async function failure(response: Response): Promise<ApiError> {
+  if (response.status === 401) toLogin();
+  const text = await response.text();
+  try {
+    const body = JSON.parse(text) as { error?: string; code?: string };
+    return new ApiError(response.status, body.error ?? text, body.code);
+  } catch {
+    return new ApiError(response.status, text || response.statusText);
+  }
+}
+
+/** One REST call; JSON in, JSON (or nothing) out. */
+export async function api<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(`${API}${path}`, {
+    method,
+    credentials: 'same-origin',
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw await failure(response);
+  if (response.status === 204) return undefined as T;
+  return (await response.json()) as T;
+}
+
+export type { ProcessInfo };
+
+// Linux's numbers; the API takes signals as numbers.
+export const SIGNALS: Record<number, string> = {
+  1: 'SIGHUP',
+  2: 'SIGINT',
+  3: 'SIGQUIT',
+  9: 'SIGKILL',
+  10: 'SIGUSR1',
+  12: 'SIGUSR2',
+  15: 'SIGTERM',
+  18: 'SIGCONT',
+  19: 'SIGSTOP',
+};
+
+export const signalName = (signal: number) => SIGNALS[signal] ?? `signal ${signal}`;
+
+/** How a process ended, in words; empty while it runs. */
+export function endOf(info: ProcessInfo): string {
+  if (info.status === 'exited') return `exit ${info.exit_code}`;
+  if (info.status === 'signaled' && info.signal !== null) return signalName(info.signal);
+  return '';
+}
+
+/** A command line as a person would type it. */
+export function commandLine(info: Pick<ProcessInfo, 'command' | 'args'>): string {
+  const quote = (word: string) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
+  return [info.command, ...info.args].map(quote).join(' ');
+}
