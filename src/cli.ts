@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { isIP } from 'node:net';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { CONTAINMENT_CHOICES } from './core/containment/index.ts';
 import { startDaemon, version } from './server/daemon.ts';
 
 function integer(text: string): number {
@@ -35,6 +36,13 @@ program
   )
   .option('--pty-idle-timeout-ms <ms>', 'how long a terminal session may stay unattached', integer, 300_000)
   .option('--no-ui', 'do not serve the web console at /ui')
+  .addOption(
+    new Option('--containment <mode>', 'how descendants are tracked (advanced)')
+      .choices(CONTAINMENT_CHOICES)
+      .default('auto')
+      .env('SANDBOXD_CONTAINMENT')
+      .hideHelp(),
+  )
   .action(async (options) => {
     if (!isLoopback(options.host) && !options.token && !options.insecure) {
       console.error(
@@ -51,7 +59,9 @@ program
       shutdownGraceMs: options.shutdownGraceMs,
       ptyIdleTimeoutMs: options.ptyIdleTimeoutMs,
       ui: options.ui,
+      containment: options.containment,
     });
+    console.log(`sandboxd: ${daemon.tracking}`);
     for (const url of daemon.urls) console.log(`sandboxd listening on ${url}`);
     let stopping = false;
     const stop = async (signal: string) => {

@@ -26,11 +26,17 @@ export class Terminal {
   private readonly pty: IPty;
   private closed = false;
 
-  constructor(spec: ProcessSpec, size: TerminalSize, log: OutputLog) {
+  /** `around` runs the (synchronous) fork: in the process's cell, as its user. */
+  constructor(
+    spec: ProcessSpec,
+    size: TerminalSize,
+    log: OutputLog,
+    around: (fork: () => IPty) => IPty = (fork) => fork(),
+  ) {
     if (!isExecutable(spec.command, spec.env.PATH)) {
       throw new SandboxError('spawn_failed', `cannot start '${spec.command}': command not found`);
     }
-    this.pty = forkTerminal(spec, size);
+    this.pty = around(() => forkTerminal(spec, size));
     this.pid = this.pty.pid;
     // When the last holder of the terminal's slave side closes it, Linux answers reads of the
     // master with EIO and discards what the child printed last but was not read yet. Holding

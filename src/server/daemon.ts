@@ -3,7 +3,9 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { envdDialect } from '../api/envd/index.ts';
 import { tensorlakeDialect } from '../api/tensorlake/index.ts';
+import { type ContainmentChoice, openContainment } from '../core/containment/index.ts';
 import { ProcessTable } from '../core/process-table.ts';
+import { Reaper } from '../core/reaper.ts';
 import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
 import { consoleUi } from '../ui/index.ts';
@@ -21,11 +23,15 @@ export interface DaemonConfig {
   ptyIdleTimeoutMs: number;
   /** Serve the web console at /ui. */
   ui: boolean;
+  /** How descendants are tracked (default: the best this machine allows). */
+  containment?: ContainmentChoice;
 }
 
 export interface Daemon {
   /** One per port, in the order of `ports`. */
   urls: string[];
+  /** How descendants are tracked and orphans reaped, for the start-up line. */
+  tracking: string;
   stop(): Promise<void>;
 }
 
@@ -49,10 +55,13 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   const startedAt = Date.now();
   const baseEnv = baseEnvironment();
   const accounts = new Accounts();
+  const reaper = Reaper.start();
+  const containment = await openContainment(config.containment ?? 'auto');
   const table = new ProcessTable({
     dataDir: config.dataDir,
     baseEnv,
     accounts,
+    containment,
     log: { memoryBytesPerStream: MiB, maxBytesPerStream: 256 * MiB, maxLineBytes: MiB },
     stdin: { maxQueuedBytes: 8 * MiB, writeTimeoutMs: 30_000 },
     drainGraceMs: config.drainGraceMs,
@@ -97,14 +106,22 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   const onUpgrade = createUpgradeListener(dialects);
   const servers = await Promise.all(
     config.ports.map((port) => listen(listener, onUpgrade, config.host, port)),
-  );
+  ).catch(async (error) => {
+    await containment.close();
+    throw error;
+  });
   const urls = servers.map((server) => {
     const { address, port } = server.address() as AddressInfo;
     return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   });
 
+  const orphans =
+    reaper.status.role === 'none'
+      ? `not reaped (${reaper.status.problem})`
+      : `reaped (${reaper.status.role})`;
   return {
     urls,
+    tracking: `descendants tracked by ${containment.description}; orphans ${orphans}`,
     async stop() {
       for (const server of servers) {
         server.close();
@@ -112,6 +129,8 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       }
       files.close();
       await table.shutdown(config.shutdownGraceMs);
+      await containment.close();
+      reaper.stop();
       for (const server of servers) server.closeAllConnections();
     },
   };
