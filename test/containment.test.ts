@@ -147,6 +147,25 @@ for (const mode of modes) {
       }
     });
 
+    test('a process in a terminal is tracked too', async () => {
+      const rpc = processClient(daemon);
+      const { pid, rest } = await started(
+        rpc.start({
+          process: { cmd: 'sh', args: ['-c', ESCAPES.sessionWhileRunning] },
+          pty: { size: { cols: 80, rows: 24 } },
+        }),
+      );
+      const output = await collect(rest, (seen) => seen.pty.split('\n').length > 2);
+      const escaped = pidsIn(output.pty.split('\n'));
+      try {
+        assert.equal(escaped.length, 2);
+        await rpc.sendSignal({ process: { selector: { case: 'pid', value: pid } }, signal: Signal.SIGKILL });
+        await eventually(() => escaped.every((child) => !isAlive(child)));
+      } finally {
+        killQuietly(escaped);
+      }
+    });
+
     test('a run-and-wait timeout ends every descendant', async () => {
       const response = await fetch(`${daemon.api}/processes/run`, {
         method: 'POST',

@@ -10,11 +10,6 @@ import type { Cell, Containment, ContainmentMode } from './types.ts';
 interface Flavour {
   mode: ContainmentMode;
   name: string;
-  /**
-   * The file that takes the daemon in: v2 moves whole processes (cgroup.procs); v1 can move
-   * the one thread that forks (tasks), which costs less.
-   */
-  enterFile: string;
   /** SIGKILL to every member of `directory` and of the cells below it. */
   kill(directory: string, cells: string[]): Promise<void>;
 }
@@ -22,7 +17,6 @@ interface Flavour {
 const v2: Flavour = {
   mode: 'cgroup2',
   name: 'cgroup v2',
-  enterFile: 'cgroup.procs',
   // The kernel kills every member of the cgroup and of those below it, forks in flight included.
   kill: (directory) => writeFile(join(directory, 'cgroup.kill'), '1'),
 };
@@ -30,7 +24,6 @@ const v2: Flavour = {
 const v1: Flavour = {
   mode: 'cgroup1',
   name: 'cgroup v1 freezer',
-  enterFile: 'tasks',
   // Frozen members cannot fork, so the list read while frozen is complete; they die once thawed.
   async kill(directory, cells) {
     const state = join(directory, 'freezer.state');
@@ -45,6 +38,10 @@ const v1: Flavour = {
     }
   },
 };
+
+// The whole daemon moves, not only the thread that forks: a thread made during the spawn
+// (node-pty starts one to wait for its child) must come back out with it.
+const ENTER_FILE = 'cgroup.procs';
 
 // After a kill or the leader's end, how long to wait between looks for an empty cell to remove;
 // past the last, a sweep looks now and then.
@@ -89,7 +86,7 @@ export class CgroupContainment implements Containment {
     let home: FileHandle | undefined;
     try {
       if (kind === 'cgroup2') await access(join(base, 'cgroup.kill')); // Linux 5.14 and later.
-      home = await open(join(location.ownDirectory, flavour.enterFile), 'w');
+      home = await open(join(location.ownDirectory, ENTER_FILE), 'w');
       const containment = new CgroupContainment(flavour, base, home);
       // A first cell, entered and left once, shows that the daemon may move itself.
       const first = await containment.makeCell();
@@ -151,7 +148,7 @@ export class CgroupContainment implements Containment {
   private async makeCell(): Promise<CgroupCell> {
     const directory = join(this.base, String(++this.count));
     await mkdir(directory);
-    const cell = new CgroupCell(this, directory, await open(join(directory, this.flavour.enterFile), 'w'));
+    const cell = new CgroupCell(this, directory, await open(join(directory, ENTER_FILE), 'w'));
     this.cells.add(cell);
     return cell;
   }
@@ -252,7 +249,8 @@ class CgroupCell implements Cell {
 async function signalMembers(directory: string, signal: number): Promise<void> {
   const text = await readFile(join(directory, 'cgroup.procs'), 'utf8').catch(() => '');
   for (const line of text.split('\n')) {
-    if (line === '') continue;
+    // The daemon is inside a cell only during a spawn, never while this runs; skip it all the same.
+    if (line === '' || Number(line) === process.pid) continue;
     try {
       process.kill(Number(line), signal);
     } catch {
