@@ -131,40 +131,30 @@ for (const mode of modes) {
       }
     });
 
-    test('Connect SendSignal(SIGKILL) ends every descendant', async () => {
-      const rpc = processClient(daemon);
-      const { pid, rest } = await started(
-        rpc.start({ process: { cmd: 'sh', args: ['-c', ESCAPES.sessionWhileRunning] }, stdin: false }),
-      );
-      const output = await collect(rest, (seen) => seen.stdout.split('\n').length > 2);
-      const escaped = pidsIn(output.stdout.split('\n'));
-      try {
-        assert.equal(escaped.length, 2);
-        await rpc.sendSignal({ process: { selector: { case: 'pid', value: pid } }, signal: Signal.SIGKILL });
-        await eventually(() => escaped.every((child) => !isAlive(child)));
-      } finally {
-        killQuietly(escaped);
-      }
-    });
-
-    test('a process in a terminal is tracked too', async () => {
-      const rpc = processClient(daemon);
-      const { pid, rest } = await started(
-        rpc.start({
-          process: { cmd: 'sh', args: ['-c', ESCAPES.sessionWhileRunning] },
-          pty: { size: { cols: 80, rows: 24 } },
-        }),
-      );
-      const output = await collect(rest, (seen) => seen.pty.split('\n').length > 2);
-      const escaped = pidsIn(output.pty.split('\n'));
-      try {
-        assert.equal(escaped.length, 2);
-        await rpc.sendSignal({ process: { selector: { case: 'pid', value: pid } }, signal: Signal.SIGKILL });
-        await eventually(() => escaped.every((child) => !isAlive(child)));
-      } finally {
-        killQuietly(escaped);
-      }
-    });
+    const ways = [
+      { io: 'pipes', options: { stdin: false }, stream: 'stdout' },
+      { io: 'a terminal', options: { pty: { size: { cols: 80, rows: 24 } } }, stream: 'pty' },
+    ] as const;
+    for (const { io, options, stream } of ways) {
+      test(`Connect SendSignal(SIGKILL) ends every descendant (${io})`, async () => {
+        const rpc = processClient(daemon);
+        const { pid, rest } = await started(
+          rpc.start({ process: { cmd: 'sh', args: ['-c', ESCAPES.sessionWhileRunning] }, ...options }),
+        );
+        const output = await collect(rest, (seen) => seen[stream].split('\n').length > 2);
+        const escaped = pidsIn(output[stream].split('\n'));
+        try {
+          assert.equal(escaped.length, 2);
+          await rpc.sendSignal({
+            process: { selector: { case: 'pid', value: pid } },
+            signal: Signal.SIGKILL,
+          });
+          await eventually(() => escaped.every((child) => !isAlive(child)));
+        } finally {
+          killQuietly(escaped);
+        }
+      });
+    }
 
     test('a run-and-wait timeout ends every descendant', async () => {
       const response = await fetch(`${daemon.api}/processes/run`, {

@@ -23,17 +23,19 @@ describe('processes run as the named user', { skip: isRoot ? false : 'switching 
   let daemon: TestDaemon;
   let client: ReturnType<typeof restClient>;
   before(async () => {
-    execFileSync('groupadd', [extraGroup]);
-    execFileSync('useradd', ['--create-home', '--home-dir', home, '--groups', extraGroup, userName]);
+    execFileSync('groupadd', [extraGroup], { stdio: 'pipe' });
+    execFileSync('useradd', ['--create-home', '--home-dir', home, '--groups', extraGroup, userName], {
+      stdio: 'pipe',
+    });
     mkdirSync(`${home}/sub`);
-    execFileSync('chown', [`${userName}:`, `${home}/sub`]);
+    execFileSync('chown', [`${userName}:`, `${home}/sub`], { stdio: 'pipe' });
     daemon = await startDaemon();
     client = restClient(daemon);
   });
   after(async () => {
     await daemon?.stop();
-    execFileSync('userdel', ['--remove', userName]);
-    execFileSync('groupdel', [extraGroup]);
+    execFileSync('userdel', ['--remove', userName], { stdio: 'pipe' });
+    execFileSync('groupdel', [extraGroup], { stdio: 'pipe' });
   });
 
   test('Connect Start: the user, their groups, their home as cwd, HOME/USER/LOGNAME as envd sets them', async () => {
