@@ -47,6 +47,7 @@ describe('the e2b SDK against the daemon', () => {
       assert.ok(error instanceof CommandExitError);
       assert.equal(error.exitCode, 3);
       assert.equal(error.stderr, 'oops\n');
+      assert.equal(error.error, 'exit status 3');
       return true;
     });
   });

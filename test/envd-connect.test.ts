@@ -41,6 +41,9 @@ describe('process.Process over Connect with binary protobuf', () => {
     assert.equal(seen.stderr, 'oops\n');
     assert.equal(seen.end?.exitCode, 3);
     assert.equal(seen.end?.status, 'exit status 3');
+    // Go's wait error, which the SDK shows in CommandExitError.
+    assert.equal(seen.end?.error, 'exit status 3');
+    assert.equal(seen.end?.exited, true);
   });
 
   test('envs and cwd are honoured; ~ is the home directory', async () => {
@@ -119,7 +122,13 @@ describe('process.Process over Connect with binary protobuf', () => {
     const watcher = collect(rpc.connect({ process: { selector: { case: 'pid', value: pid } } }));
     await rpc.sendSignal({ process: { selector: { case: 'pid', value: pid } }, signal: Signal.SIGKILL });
     const seen = await watcher;
-    assert.deepEqual(seen.end, { exitCode: -1, exited: true, status: 'signal: killed', error: undefined });
+    // As Go reports a process a signal ended: not exited, and the wait error says why.
+    assert.deepEqual(seen.end, {
+      exitCode: -1,
+      exited: false,
+      status: 'signal: killed',
+      error: 'signal: killed',
+    });
     await eventually(() => !isAlive(child));
   });
 

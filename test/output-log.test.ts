@@ -10,6 +10,7 @@ import {
   type LineQuery,
   linesSoFar,
   type OutputLine,
+  spreadRuns,
 } from '../src/core/lines.ts';
 import { type LogRecord, OutputLog, type OutputLogOptions } from '../src/core/output-log.ts';
 
@@ -39,7 +40,8 @@ async function feed(log: OutputLog, stream: 'stdout' | 'stderr' | 'pty', chunks:
 const times = <T>(count: number, make: (i: number) => T): T[] =>
   Array.from({ length: count }, (_, i) => make(i));
 
-const onlyLines = (items: LineItem[]) => items.filter((item): item is OutputLine => item.kind === 'line');
+const onlyLines = (items: LineItem[]) =>
+  spreadRuns(items).filter((item): item is OutputLine => item.kind === 'line');
 
 async function readLines(log: OutputLog, query: LineQuery): Promise<{ lines: OutputLine[] }> {
   const lines: OutputLine[] = [];
@@ -328,29 +330,36 @@ describe('a follower that falls behind the retention cap', () => {
     await log.release();
   });
 
-  test('a loss at the very end, with no whole line after it, is still reported', () => {
-    const cutter = new LineCutter(undefined, 'start');
+  test('a loss is reported where the broken line ends, or at the very end if it never does', () => {
     const record = (
       seq: number,
       offset: number,
       text: string,
       startsLine: boolean,
-      lineEnd: boolean,
+      lines: number,
     ): LogRecord => ({
       seq,
+      lines,
       stream: 'stdout',
       offset,
       timestamp: 0,
       data: Buffer.from(text),
-      lineEnd,
+      endsLine: text.endsWith('\n'),
       startsLine,
       replayFrom: seq,
     });
+    const cutter = new LineCutter(undefined, 'start');
     assert.deepEqual(
-      cutter.push(record(1, 0, 'whole\n', true, true)).map((i) => i.kind),
+      cutter.push(record(1, 0, 'whole\n', true, 1)).map((i) => i.kind),
       ['line'],
     );
-    assert.deepEqual(cutter.push(record(9, 100, 'tail of a line\n', false, true)), []);
-    assert.deepEqual(cutter.finish(), [{ kind: 'truncated', id: 9, stream: 'stdout', bytes: 109 }]);
+    // 94 bytes went missing, then the end of a broken line and a whole one in the same record.
+    assert.deepEqual(cutter.push(record(9, 100, 'end of broken\nnext\n', false, 2)), [
+      { kind: 'truncated', id: 9, stream: 'stdout', bytes: 108 },
+      { kind: 'line', id: 10, stream: 'stdout', text: 'next', timestamp: 0 },
+    ]);
+    // Lost again, and the output ends inside the broken line.
+    assert.deepEqual(cutter.push(record(30, 500, 'tail without an end', false, 0)), []);
+    assert.deepEqual(cutter.finish(), [{ kind: 'truncated', id: 30, stream: 'stdout', bytes: 519 - 119 }]);
   });
 });

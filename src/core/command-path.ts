@@ -1,20 +1,22 @@
-import { accessSync, constants, statSync } from 'node:fs';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 
 /**
  * Whether `command` names an executable file, directly or through PATH. A pseudo-terminal
  * child reports a failed exec only as exit code 1, so it is checked before the fork.
  */
-export function isExecutable(command: string, path: string | undefined): boolean {
+export async function isExecutable(command: string, path: string | undefined): Promise<boolean> {
   const candidates = command.includes('/')
     ? [command]
     : (path ?? '').split(delimiter).map((dir) => join(dir || '.', command));
-  return candidates.some((candidate) => {
+  for (const candidate of candidates) {
     try {
-      accessSync(candidate, constants.X_OK);
-      return statSync(candidate).isFile();
+      await access(candidate, constants.X_OK);
+      if ((await stat(candidate)).isFile()) return true;
     } catch {
-      return false;
+      // Not here: the next one.
     }
-  });
+  }
+  return false;
 }

@@ -1,4 +1,4 @@
-import type { LogRecord, OutputLog, StreamName } from './output-log.ts';
+import { type LogRecord, lastSeqOf, type OutputLog, type StreamName } from './output-log.ts';
 
 export interface OutputLine {
   readonly kind: 'line';
@@ -23,7 +23,49 @@ export interface Truncation {
   readonly bytes: number;
 }
 
-export type LineItem = OutputLine | Truncation;
+/**
+ * Whole lines that lie one after another in one record, each ending with '\n': handed out as
+ * the record's bytes, so that a reader that writes them out need not make a string of each.
+ */
+export interface LineRun {
+  readonly kind: 'run';
+  readonly record: LogRecord;
+  /** Where the first line starts in the record's data. */
+  readonly start: number;
+  /** Just past the last line's '\n'. */
+  readonly end: number;
+  readonly firstId: number;
+  /** The last line's id. */
+  readonly id: number;
+}
+
+export type LineItem = OutputLine | Truncation | LineRun;
+
+/** The lines of a run, as OutputLines; the text of each is decoded once for the whole run. */
+export function runLines(run: LineRun): OutputLine[] {
+  const { record } = run;
+  const texts = record.data.toString('utf8', run.start, run.end - 1).split('\n');
+  return texts.map((text, i) => ({
+    kind: 'line',
+    id: run.firstId + i,
+    stream: record.stream,
+    text: text.endsWith('\r') ? text.slice(0, -1) : text,
+    timestamp: record.timestamp,
+  }));
+}
+
+/** Items with every run spread into its lines. */
+export function spreadRuns(items: LineItem[]): (OutputLine | Truncation)[] {
+  return items.flatMap((item) => (item.kind === 'run' ? runLines(item) : [item]));
+}
+
+/** The part of a run after line `after` (a run wholly after it is returned as it is). */
+function runAfter(run: LineRun, after: number): LineRun {
+  if (run.firstId > after) return run;
+  let start = run.start;
+  for (let id = run.firstId; id <= after; id++) start = run.record.data.indexOf(10, start) + 1;
+  return { ...run, start, firstId: after + 1 };
+}
 
 /**
  * Joins records back into lines, per stream; a stream filter keeps only that stream's lines.
@@ -52,47 +94,85 @@ export class LineCutter {
     private readonly origin: 'start' | ((stream: StreamName) => number) = 'start',
   ) {}
 
-  /** The items this record brings: a line it completes, after a loss it ends. */
+  /** The items this record brings: the lines it completes, after a loss it ends. */
   push(record: LogRecord): LineItem[] {
     if (this.only && record.stream !== this.only) return [];
-    const { stream } = record;
-    this.lastSeq = record.seq;
+    const { stream, data } = record;
+    this.lastSeq = lastSeqOf(record);
     const items: LineItem[] = [];
     const expected = this.expected.get(stream) ?? this.firstOffset(record);
     if (record.offset > expected) {
       this.lost.add(stream);
       this.open.delete(stream);
     }
-    this.expected.set(stream, record.offset + record.data.length);
+    this.expected.set(stream, record.offset + data.length);
+    let at = 0;
+    let id = record.seq;
     if (this.lost.has(stream)) {
-      if (!record.startsLine) return items;
-      this.lost.delete(stream);
-      items.push(this.truncation(stream, record.seq - 1, record.offset));
-      this.handedOut.set(stream, record.offset);
+      if (!record.startsLine) {
+        // The rest of a line whose start is gone: skipped up to its end.
+        const newline = data.indexOf(10);
+        const cut = newline === -1 && record.endsLine && record.lines > 0;
+        if (newline === -1 && !cut) return items;
+        at = cut ? data.length : newline + 1;
+        this.lost.delete(stream);
+        items.push(this.truncation(stream, id, record.offset + at));
+        id++;
+      } else {
+        this.lost.delete(stream);
+        items.push(this.truncation(stream, id - 1, record.offset));
+      }
+      this.handedOut.set(stream, record.offset + at);
     }
-    const parts = this.open.get(stream);
-    if (!record.lineEnd) {
-      if (parts) parts.push(record.data);
-      else this.open.set(stream, [record.data]);
-      return items;
+    const first = data.indexOf(10, at);
+    if (first !== -1) {
+      // The line that was open ends here; the whole lines after it go out as one run.
+      items.push(this.line(record, id++, data.subarray(at, first + 1)));
+      const last = data.lastIndexOf(10);
+      if (last > first) {
+        const count =
+          record.lines - (id - record.seq) - (record.endsLine && data[data.length - 1] !== 10 ? 1 : 0);
+        items.push({ kind: 'run', record, start: first + 1, end: last + 1, firstId: id, id: id + count - 1 });
+        id += count;
+      }
+      at = last + 1;
+      this.handedOut.set(stream, record.offset + at);
     }
-    let bytes = record.data;
-    if (parts) {
-      this.open.delete(stream);
-      bytes = Buffer.concat([...parts, record.data]);
+    // A line cut at the cap, or one the end of the output completes, ends without a '\n'.
+    const endsWithoutNewline = record.endsLine && (data.length === 0 || data[data.length - 1] !== 10);
+    if (endsWithoutNewline && id <= lastSeqOf(record)) {
+      items.push(this.line(record, id, data.subarray(at)));
+    } else if (at < data.length) {
+      const parts = this.open.get(stream);
+      if (parts) parts.push(data.subarray(at));
+      else this.open.set(stream, [data.subarray(at)]);
     }
-    this.handedOut.set(stream, record.offset + record.data.length);
-    if (bytes.at(-1) === 10) bytes = bytes.subarray(0, -1);
-    if (bytes.at(-1) === 13) bytes = bytes.subarray(0, -1);
-    // Buffer decoding replaces invalid UTF-8 with U+FFFD instead of failing.
-    items.push({
-      kind: 'line',
-      id: record.seq,
-      stream,
-      text: bytes.toString('utf8'),
-      timestamp: record.timestamp,
-    });
     return items;
+  }
+
+  /** A line ending with `tail`, after what is open on the stream. */
+  private line(record: LogRecord, id: number, tail: Buffer): OutputLine {
+    const parts = this.open.get(record.stream);
+    let bytes = tail;
+    if (parts) {
+      this.open.delete(record.stream);
+      bytes = Buffer.concat([...parts, tail]);
+    }
+    this.handedOut.set(
+      record.stream,
+      record.offset + (tail.byteOffset - record.data.byteOffset) + tail.length,
+    );
+    let end = bytes.length;
+    if (bytes[end - 1] === 10) end--;
+    if (bytes[end - 1] === 13) end--;
+    // Buffer decoding replaces invalid UTF-8 with U+FFFD instead of failing.
+    return {
+      kind: 'line',
+      id,
+      stream: record.stream,
+      text: bytes.toString('utf8', 0, end),
+      timestamp: record.timestamp,
+    };
   }
 
   /** At the end of the output: losses not yet followed by a whole line. */
@@ -151,7 +231,9 @@ async function* cutLines(
   for await (const batch of batches) {
     const items: LineItem[] = [];
     for (const record of batch) {
-      for (const item of cutter.push(record)) if (item.id > after) items.push(item);
+      for (const item of cutter.push(record)) {
+        if (item.id > after) items.push(item.kind === 'run' ? runAfter(item, after) : item);
+      }
     }
     if (items.length > 0) yield items;
   }

@@ -5,13 +5,18 @@ export type StreamName = 'stdout' | 'stderr' | 'pty';
 const STREAM_CODES: readonly StreamName[] = ['stdout', 'stderr', 'pty'];
 
 /**
- * One piece of captured output. A chunk read from a pipe is cut after each '\n', so a record
- * holds at most one line end, at its very end: a line can then be named by the sequence
- * number of the record that completes it, and a reader can resume after any line.
+ * One piece of captured output: a chunk of one stream as it was read from the pipe (cut where
+ * a line passes the length cap). A record holds any number of lines; each line end in it has
+ * its own sequence number, so that a reader can name any line and resume after it.
  */
 export interface LogRecord {
-  /** Per-process sequence number across all streams: the order in which bytes were read. */
+  /**
+   * Per-process sequence number across all streams, in the order bytes were read: the id of
+   * the first line end in the record. The record takes one number per line end (one at least).
+   */
   readonly seq: number;
+  /** Line ends in the record: each '\n', and the end of a record that `endsLine` without one. */
+  readonly lines: number;
   readonly stream: StreamName;
   /** Byte offset of `data` within its stream. */
   readonly offset: number;
@@ -19,18 +24,22 @@ export interface LogRecord {
   readonly timestamp: number;
   readonly data: Buffer;
   /**
-   * The record completes a line: it ends with '\n', or it is the empty record that ends a line
-   * cut at the length cap or left unterminated when the output ended.
+   * The record ends exactly at a line end: after a '\n', or where a line was cut at the length
+   * cap or left unterminated when the output ended (then the record has no '\n' at its end; an
+   * empty record ends a line that earlier records hold).
    */
-  readonly lineEnd: boolean;
+  readonly endsLine: boolean;
   /** The record begins a line: the one before it on its stream, if any, ended one. */
   readonly startsLine: boolean;
   /**
-   * Where a line reader resuming after this record must start reading so that the partial
-   * lines still open on every stream are rebuilt whole.
+   * Where a line reader resuming after any line of this record must start reading so that the
+   * partial lines still open on every stream are rebuilt whole.
    */
   readonly replayFrom: number;
 }
+
+/** The last sequence number a record takes. */
+export const lastSeqOf = (record: LogRecord): number => record.seq + Math.max(record.lines, 1) - 1;
 
 export interface OutputLogOptions {
   /** Folder for this log's spill segments; created on first spill, removed by `release`. */
@@ -151,26 +160,38 @@ export class OutputLog {
     return this.spills.get(stream)?.droppedAfter(seq) ?? 0;
   }
 
+  /**
+   * Adds a chunk read from a stream: one record, or more where a line passes the length cap
+   * (a line may fill the cap exactly and still take the '\n' that follows, in this chunk or
+   * the next; anything else past the cap starts a new line).
+   */
   append(stream: StreamName, chunk: Buffer, timestamp = Date.now()): void {
     if (this.isClosed || chunk.length === 0) return;
     const { maxLineBytes } = this.options;
+    let open = this.openLineBytes[stream];
     let start = 0;
-    while (start < chunk.length) {
-      // A line may fill its room exactly and still take the '\n' that follows, in this chunk or
-      // the next; anything else past the room starts a new line.
-      const room = maxLineBytes - this.openLineBytes[stream];
-      const newline = chunk.indexOf(10, start);
-      if (newline !== -1 && newline - start <= room) {
-        this.push(stream, chunk.subarray(start, newline + 1), timestamp, true);
-        start = newline + 1;
-      } else if (room === 0) {
-        this.push(stream, Buffer.alloc(0), timestamp, true);
+    let at = 0;
+    let lines = 0;
+    while (at < chunk.length) {
+      const room = maxLineBytes - open;
+      const newline = chunk.indexOf(10, at);
+      if (newline !== -1 && newline - at <= room) {
+        lines++;
+        open = 0;
+        at = newline + 1;
+      } else if (chunk.length - at <= room) {
+        open += chunk.length - at;
+        at = chunk.length;
       } else {
-        const end = Math.min(chunk.length, start + room);
-        this.push(stream, chunk.subarray(start, end), timestamp, false);
-        start = end;
+        // The line is cut at the cap: the record ends there, with one more line end.
+        at += room;
+        this.push(stream, chunk.subarray(start, at), timestamp, lines + 1, true, 0);
+        start = at;
+        lines = 0;
+        open = 0;
       }
     }
+    if (start < chunk.length) this.push(stream, chunk.subarray(start), timestamp, lines, open === 0, open);
     this.enforceMemoryBudget();
     this.wake();
   }
@@ -182,7 +203,7 @@ export class OutputLog {
   close(): void {
     if (this.isClosed) return;
     for (const stream of STREAM_CODES) {
-      if (this.openLineStart[stream] !== null) this.push(stream, Buffer.alloc(0), Date.now(), true);
+      if (this.openLineStart[stream] !== null) this.push(stream, Buffer.alloc(0), Date.now(), 1, true, 0);
     }
     this.isClosed = true;
     this.wake();
@@ -231,15 +252,16 @@ export class OutputLog {
       spill.clear();
       await spill.closeWriter();
     }
+    const spilled = this.spills.size > 0;
     this.spills.clear();
     this.memory.length = 0;
-    // Nothing may have been spilled there in the first place.
-    await rm(this.options.spillDir, { recursive: true, force: true }).catch(() => {});
+    // Most processes never spill: their folder was never made.
+    if (spilled) await rm(this.options.spillDir, { recursive: true, force: true }).catch(() => {});
   }
 
   /**
-   * Records with seq >= fromSeq that exist now, up to about maxBytes of data; empty when there
-   * are none yet. A fromSeq older than the retained start reads from the start.
+   * Records that exist now from the one holding fromSeq on, up to about maxBytes of data; empty
+   * when there are none yet. A fromSeq older than the retained start reads from the start.
    */
   async read(fromSeq: number, maxBytes = READ_BLOCK_BYTES): Promise<LogRecord[]> {
     for (;;) {
@@ -253,10 +275,10 @@ export class OutputLog {
     }
   }
 
-  /** The record with this sequence number, if still retained. */
+  /** The record that holds this sequence number, if still retained. */
   async record(seq: number): Promise<LogRecord | undefined> {
     const [record] = await this.read(seq, 1);
-    return record?.seq === seq ? record : undefined;
+    return record && record.seq <= seq && seq <= lastSeqOf(record) ? record : undefined;
   }
 
   /**
@@ -271,8 +293,9 @@ export class OutputLog {
     while (low < high) {
       const middle = Math.floor((low + high) / 2);
       const record = await this.record(middle);
-      if (!record || record.offset + record.data.length <= from) low = middle + 1;
-      else high = middle;
+      if (!record || record.offset + record.data.length <= from)
+        low = record ? lastSeqOf(record) + 1 : middle + 1;
+      else high = Math.min(middle, record.seq);
     }
     return low;
   }
@@ -299,7 +322,7 @@ export class OutputLog {
       const last = batch.at(-1);
       if (!last) return;
       yield batch;
-      next = last.seq + 1;
+      next = lastSeqOf(last) + 1;
     }
   }
 
@@ -314,7 +337,7 @@ export class OutputLog {
       const last = batch.at(-1);
       if (last) {
         yield batch;
-        next = last.seq + 1;
+        next = lastSeqOf(last) + 1;
         continue;
       }
       if (this.isClosed || this.isReleased) return;
@@ -322,23 +345,29 @@ export class OutputLog {
     }
   }
 
-  private push(stream: StreamName, data: Buffer, timestamp: number, lineEnd: boolean): void {
-    const seq = this.nextSeq++;
+  /** Adds one record; `openAfter` is the length of the line it leaves open (0 if none). */
+  private push(
+    stream: StreamName,
+    data: Buffer,
+    timestamp: number,
+    lines: number,
+    endsLine: boolean,
+    openAfter: number,
+  ): void {
+    const seq = this.nextSeq;
+    this.nextSeq += Math.max(lines, 1);
     const startsLine = this.openLineStart[stream] === null;
-    if (lineEnd) {
-      this.openLineStart[stream] = null;
-      this.openLineBytes[stream] = 0;
-    } else {
-      this.openLineStart[stream] ??= seq;
-      this.openLineBytes[stream] += data.length;
-    }
-    let replayFrom = seq + 1;
+    let replayFrom = seq;
     for (const start of Object.values(this.openLineStart)) {
       if (start !== null && start < replayFrom) replayFrom = start;
     }
+    // A line left open starts in this record, unless the record only continues it.
+    if (endsLine) this.openLineStart[stream] = null;
+    else if (lines > 0 || startsLine) this.openLineStart[stream] = seq;
+    this.openLineBytes[stream] = openAfter;
     const offset = this.streamOffsets[stream];
     this.streamOffsets[stream] += data.length;
-    this.memory.push({ seq, stream, offset, timestamp, data, lineEnd, startsLine, replayFrom });
+    this.memory.push({ seq, lines, stream, offset, timestamp, data, endsLine, startsLine, replayFrom });
     this.memoryBytes[stream] += data.length + RECORD_OVERHEAD_BYTES;
   }
 
@@ -347,10 +376,17 @@ export class OutputLog {
   }
 
   private readMemory(from: number, maxBytes: number): LogRecord[] {
-    const first = from - this.memoryStartSeq();
+    // The first record whose last sequence number is at or after `from`.
+    let low = 0;
+    let high = this.memory.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (lastSeqOf(this.memory[middle] as LogRecord) < from) low = middle + 1;
+      else high = middle;
+    }
     const records: LogRecord[] = [];
     let bytes = 0;
-    for (let i = first; i < this.memory.length && bytes < maxBytes; i++) {
+    for (let i = low; i < this.memory.length && bytes < maxBytes; i++) {
       const record = this.memory[i] as LogRecord;
       records.push(record);
       bytes += record.data.length + RECORD_OVERHEAD_BYTES;

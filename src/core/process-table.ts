@@ -1,5 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,9 +40,12 @@ export interface TableOptions {
   log: Omit<OutputLogOptions, 'spillDir'>;
   stdin: ProcessOptions['stdin'];
   drainGraceMs: number;
-  /** Finished processes are kept while fewer than this many, or younger than retainFinishedMs. */
-  retainFinished: number;
-  retainFinishedMs: number;
+  /** The newest this many finished processes are kept, whatever their age; older ones go. */
+  maxFinished: number;
+  /** A managed process keeps this many of its finished incarnations. */
+  managedHistory: number;
+  /** Spill files of all processes together; past it the oldest output goes first. */
+  maxSpillBytes: number;
 }
 
 /** Every process the daemon started, running and finished, by pid and by name. */
@@ -54,14 +57,14 @@ export class ProcessTable {
   private readonly supervisors = new Map<ProcessSpec, Supervisor>();
   private readonly dataDir: string;
   private readonly ownsDataDir: boolean;
-  private readonly evictionTimer: NodeJS.Timeout;
   private spawnCount = 0;
+  private spillBytes = 0;
+  private trimScheduled = false;
   private shuttingDown = false;
 
   constructor(private readonly options: TableOptions) {
     this.ownsDataDir = options.dataDir === undefined;
     this.dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'sandboxd-'));
-    this.evictionTimer = setInterval(() => this.evict(), 60_000).unref();
   }
 
   async start(request: StartRequest): Promise<SandboxProcess> {
@@ -139,7 +142,6 @@ export class ProcessTable {
    */
   async shutdown(graceMs: number): Promise<void> {
     this.shuttingDown = true;
-    clearInterval(this.evictionTimer);
     for (const supervisor of this.supervisors.values()) supervisor.stop();
     const all = this.list();
     const { containment } = this.options;
@@ -153,17 +155,18 @@ export class ProcessTable {
     graceOver.abort();
     await containment.killAll();
     await Promise.all(all.map((p) => p.done));
-    for (const process of all) process.log.release();
+    await Promise.all(all.map((p) => p.log.release()));
     this.processes.clear();
-    if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
+    if (this.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });
   }
 
   /** Holds the name for a start that is under way, so that a second start cannot take it too. */
   private reserveName(name: string): void {
-    if (/^\d+$/.test(name) || name.includes('/') || name === '') {
+    if (!VALID_NAME.test(name) || /^\d+$/.test(name)) {
+      const shown = name.length > 40 ? `${JSON.stringify(name.slice(0, 40))}…` : JSON.stringify(name);
       throw new SandboxError(
         'invalid_argument',
-        `name '${name}' must not be empty, all digits or contain '/'`,
+        `name ${shown}: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit, not all digits`,
       );
     }
     const holder = this.names.get(name);
@@ -203,14 +206,15 @@ export class ProcessTable {
     const { log, stdin, drainGraceMs, containment } = this.options;
     const spillDir = join(this.dataDir, `process-${++this.spawnCount}`);
     const cell = await containment.cell();
+    const diskUse = (delta: number) => this.countSpill(delta);
     const process = await SandboxProcess.spawn(spec, {
-      log: { ...log, spillDir },
+      log: { ...log, spillDir, diskUse },
       stdin,
       drainGraceMs,
       cell,
     });
     // A pid the kernel handed out again replaces the finished process that had it.
-    this.processes.get(process.pid)?.log.release();
+    void this.processes.get(process.pid)?.log.release();
     this.processes.delete(process.pid);
     this.processes.set(process.pid, process);
     if (spec.name !== undefined) this.names.set(spec.name, process);
@@ -218,25 +222,75 @@ export class ProcessTable {
     return process;
   }
 
+  /**
+   * Forgets finished processes beyond the bounds, oldest first: a managed process's incarnations
+   * beyond its history, then any beyond the newest `maxFinished`.
+   */
   private evict(): void {
-    const { retainFinished, retainFinishedMs } = this.options;
+    const { maxFinished, managedHistory } = this.options;
+    const incarnations = new Map<ProcessSpec, number>();
     let finished = 0;
-    for (const process of this.processes.values()) if (!process.running) finished++;
-    const cutoff = Date.now() - retainFinishedMs;
-    for (const [pid, process] of this.processes) {
-      if (finished <= retainFinished) break;
-      if (process.running || (process.endedAt ?? 0) > cutoff || !process.log.closed) continue;
-      process.log.release();
-      this.processes.delete(pid);
+    // Newest first: the map keeps the order in which processes started.
+    for (const process of [...this.processes.values()].reverse()) {
+      if (process.running || !process.log.closed) continue;
       const supervisor = this.supervisors.get(process.spec);
-      if (supervisor?.current === process && supervisor.isStopped) this.supervisors.delete(process.spec);
-      if (process.spec.name && this.names.get(process.spec.name) === process) {
-        this.names.delete(process.spec.name);
+      if (supervisor && supervisor.current !== process) {
+        const count = (incarnations.get(process.spec) ?? 0) + 1;
+        incarnations.set(process.spec, count);
+        if (count > managedHistory) {
+          this.forget(process);
+          continue;
+        }
       }
-      finished--;
+      if (++finished > maxFinished) this.forget(process);
+    }
+  }
+
+  private forget(process: SandboxProcess): void {
+    void process.log.release();
+    this.processes.delete(process.pid);
+    const supervisor = this.supervisors.get(process.spec);
+    if (supervisor?.current === process && supervisor.isStopped) this.supervisors.delete(process.spec);
+    if (process.spec.name && this.names.get(process.spec.name) === process) {
+      this.names.delete(process.spec.name);
+    }
+  }
+
+  private countSpill(delta: number): void {
+    this.spillBytes += delta;
+    if (this.spillBytes <= this.options.maxSpillBytes || this.trimScheduled) return;
+    this.trimScheduled = true;
+    queueMicrotask(() => {
+      this.trimScheduled = false;
+      this.trimSpill();
+    });
+  }
+
+  /**
+   * Brings the spill files of all processes under their cap: finished processes go first,
+   * oldest first; then the running ones with the most on disk drop their oldest output, which
+   * their readers are told of as any other drop.
+   */
+  private trimSpill(): void {
+    let excess = this.spillBytes - this.options.maxSpillBytes;
+    for (const process of [...this.processes.values()]) {
+      if (excess <= 0) return;
+      if (process.running || !process.log.closed) continue;
+      excess -= process.log.diskBytes;
+      this.forget(process);
+    }
+    const running = [...this.processes.values()]
+      .filter((process) => process.log.diskBytes > 0)
+      .sort((a, b) => b.log.diskBytes - a.log.diskBytes);
+    for (const process of running) {
+      if (excess <= 0) return;
+      excess -= process.log.shed(excess);
     }
   }
 }
+
+/** A name that can stand in a URL path as it is. */
+const VALID_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** What exec(2) cannot carry: an empty command, NUL bytes, '=' in a variable's name. */
 function assertExecArguments({ command, args = [], env = {}, cwd }: StartRequest): void {

@@ -121,7 +121,9 @@ export class SandboxProcess {
     const log = new OutputLog(options.log);
     let io: ChildIo;
     try {
-      io = spec.pty ? terminalIo(spec, spec.pty, log, cell) : await pipeIo(spec, log, options.stdin, cell);
+      io = spec.pty
+        ? await terminalIo(spec, spec.pty, log, cell)
+        : await pipeIo(spec, log, options.stdin, cell);
     } catch (error) {
       cell.release();
       throw error;
@@ -227,10 +229,14 @@ export class SandboxProcess {
   setDeadline(ms: number): void {
     if (!this.running) return;
     this.deadline?.clear();
-    this.deadline = setLongTimeout(() => {
-      this.timedOut = true;
-      void this.kill();
-    }, ms);
+    this.deadline = setLongTimeout(() => this.expire(), ms);
+  }
+
+  /** The deadline has passed: kills the process and its descendants, and marks it as timed out. */
+  expire(): void {
+    if (!this.running) return;
+    this.timedOut = true;
+    void this.kill();
   }
 
   private pipe(): StdinWriter {
@@ -322,8 +328,13 @@ async function pipeIo(
   };
 }
 
-function terminalIo(spec: ProcessSpec, size: TerminalSize, log: OutputLog, cell: Cell): ChildIo {
-  const terminal = new Terminal(spec, size, log, (fork) =>
+async function terminalIo(
+  spec: ProcessSpec,
+  size: TerminalSize,
+  log: OutputLog,
+  cell: Cell,
+): Promise<ChildIo> {
+  const terminal = await Terminal.start(spec, size, log, (fork) =>
     cell.enter(() => spawnWithGroups(spec.user, fork)),
   );
   ownChildren.add(terminal.pid);

@@ -10,6 +10,8 @@ export interface TerminalSize {
   rows: number;
 }
 
+type ForkAround = (fork: () => IPty) => IPty;
+
 export interface ChildExit {
   code: number | null;
   signal: number | null;
@@ -26,23 +28,15 @@ export class Terminal {
   private readonly pty: IPty;
   private closed = false;
 
-  /** `around` runs the (synchronous) fork: in the process's cell, as its user. */
-  constructor(
-    spec: ProcessSpec,
-    size: TerminalSize,
-    log: OutputLog,
-    around: (fork: () => IPty) => IPty = (fork) => fork(),
-  ) {
-    if (!isExecutable(spec.command, spec.env.PATH)) {
-      throw new SandboxError('spawn_failed', `cannot start '${spec.command}': command not found`);
-    }
+  private constructor(spec: ProcessSpec, size: TerminalSize, log: OutputLog, around: ForkAround) {
     this.pty = around(() => forkTerminal(spec, size));
     this.pid = this.pty.pid;
     // When the last holder of the terminal's slave side closes it, Linux answers reads of the
     // master with EIO and discards what the child printed last but was not read yet. Holding
     // a slave descriptor of our own keeps the master readable to the end: the library then
     // reads on after the child's exit until its short close timeout, and only then reports
-    // the exit, by which time everything has been read.
+    // the exit, by which time everything has been read. It is opened at once (a device, not
+    // a disk file), before the child can exit.
     const slave = openSlave(this.pty);
     this.pty.onData((data: string | Buffer) => {
       log.append('pty', typeof data === 'string' ? Buffer.from(data) : data);
@@ -59,6 +53,19 @@ export class Terminal {
         resolve(signal ? { code: null, signal } : { code: exitCode, signal: null });
       });
     });
+  }
+
+  /** `around` runs the (synchronous) fork: in the process's cell, as its user. */
+  static async start(
+    spec: ProcessSpec,
+    size: TerminalSize,
+    log: OutputLog,
+    around: ForkAround = (fork) => fork(),
+  ): Promise<Terminal> {
+    if (!(await isExecutable(spec.command, spec.env.PATH))) {
+      throw new SandboxError('spawn_failed', `cannot start '${spec.command}': command not found`);
+    }
+    return new Terminal(spec, size, log, around);
   }
 
   write(data: Buffer): void {

@@ -1,13 +1,13 @@
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LogRecord, StreamName } from './output-log.ts';
+import { type LogRecord, lastSeqOf, type StreamName } from './output-log.ts';
 
 // Header of a record on disk: seq u48, stream u8, flags u8, timestamp u48, offset u48,
-// replayFrom u48, length u32.
-const HEADER_BYTES = 30;
+// replayFrom u48, length u32, lines u32.
+const HEADER_BYTES = 34;
 const STREAM_CODES: readonly StreamName[] = ['stdout', 'stderr', 'pty'];
-const LINE_END = 1;
+const ENDS_LINE = 1;
 const STARTS_LINE = 2;
 const INDEX_EVERY_BYTES = 64 * 1024;
 const READ_BLOCK_BYTES = 256 * 1024;
@@ -111,7 +111,7 @@ export class StreamSpill {
     segment.lastIndexedPos = lastIndexedPos;
     segment.size += size;
     segment.dataBytes += size - HEADER_BYTES * records.length;
-    segment.nextSeq = (records.at(-1) as LogRecord).seq + 1;
+    segment.nextSeq = lastSeqOf(records.at(-1) as LogRecord) + 1;
     this.diskBytes += size;
     this.diskUse(size);
   }
@@ -254,7 +254,7 @@ async function readSegment(
         if (taken + HEADER_BYTES + dataLength > bytesRead) break;
         const record = decodeRecord(block, taken, dataLength);
         taken += HEADER_BYTES + dataLength;
-        if (record.seq < from) continue;
+        if (lastSeqOf(record) < from) continue;
         records.push(record);
         bytes += HEADER_BYTES + dataLength;
       }
@@ -264,7 +264,7 @@ async function readSegment(
         const whole = Buffer.allocUnsafe(HEADER_BYTES + dataLength);
         await file.read(whole, 0, whole.length, pos);
         const record = decodeRecord(whole, 0, dataLength);
-        if (record.seq >= from) {
+        if (lastSeqOf(record) >= from) {
           records.push(record);
           bytes += HEADER_BYTES + dataLength;
         }
@@ -281,11 +281,12 @@ async function readSegment(
 function encodeRecord(record: LogRecord, buffer: Buffer, pos: number): number {
   buffer.writeUIntLE(record.seq, pos, 6);
   buffer.writeUInt8(STREAM_CODES.indexOf(record.stream), pos + 6);
-  buffer.writeUInt8((record.lineEnd ? LINE_END : 0) | (record.startsLine ? STARTS_LINE : 0), pos + 7);
+  buffer.writeUInt8((record.endsLine ? ENDS_LINE : 0) | (record.startsLine ? STARTS_LINE : 0), pos + 7);
   buffer.writeUIntLE(record.timestamp, pos + 8, 6);
   buffer.writeUIntLE(record.offset, pos + 14, 6);
   buffer.writeUIntLE(record.replayFrom, pos + 20, 6);
   buffer.writeUInt32LE(record.data.length, pos + 26);
+  buffer.writeUInt32LE(record.lines, pos + 30);
   record.data.copy(buffer, pos + HEADER_BYTES);
   return pos + HEADER_BYTES + record.data.length;
 }
@@ -295,7 +296,8 @@ function decodeRecord(block: Buffer, at: number, dataLength: number): LogRecord 
   return {
     seq: block.readUIntLE(at, 6),
     stream: STREAM_CODES[block.readUInt8(at + 6)] as StreamName,
-    lineEnd: (flags & LINE_END) !== 0,
+    lines: block.readUInt32LE(at + 30),
+    endsLine: (flags & ENDS_LINE) !== 0,
     startsLine: (flags & STARTS_LINE) !== 0,
     timestamp: block.readUIntLE(at + 8, 6),
     offset: block.readUIntLE(at + 14, 6),

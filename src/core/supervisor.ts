@@ -2,6 +2,10 @@ import { SandboxError } from './errors.ts';
 import { type LongTimeout, setLongTimeout } from './long-timeout.ts';
 import type { ProcessSpec, SandboxProcess } from './process.ts';
 
+// A process that exits at once is restarted at most 50 times a second, whatever its policy
+// asks: each start blocks the daemon's event loop for the fork, about a millisecond.
+const MIN_BACKOFF_MS = 20;
+
 export type RestartPolicyName = 'never' | 'on_failure' | 'always';
 
 export interface RestartPolicy {
@@ -121,7 +125,7 @@ export class Supervisor {
         this.stop();
         return;
       }
-      const backoff = Math.min(maxBackoffMs, initialBackoffMs * 2 ** this.restarts);
+      const backoff = Math.max(MIN_BACKOFF_MS, Math.min(maxBackoffMs, initialBackoffMs * 2 ** this.restarts));
       this.nextRestartAt = Date.now() + backoff;
       this.timer = setLongTimeout(() => {
         this.timer = undefined;

@@ -54,6 +54,25 @@ export function isSameOriginRequest(req: IncomingMessage): boolean {
 }
 
 /**
+ * True when a browser says a request that may change state comes from a page of another
+ * origin. Clients that are not browsers send neither header and pass; so does a browser's
+ * read, whose answer another origin's page cannot see. Without a token, this is what keeps a
+ * web page from starting processes on a daemon listening on loopback.
+ */
+export function isCrossOriginWrite(req: IncomingMessage): boolean {
+  if (SAFE_METHODS.has(req.method ?? 'GET')) return false;
+  const site = req.headers['sec-fetch-site'];
+  if (site === 'cross-site' || site === 'same-site') return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== (req.headers.host ?? '').toLowerCase();
+  } catch {
+    return true; // "null", or nonsense: not this origin.
+  }
+}
+
+/**
  * A second way in, for browsers, which cannot put a token on an EventSource or a WebSocket:
  * a session cookie, honoured only on the routes the session's owner allows it on.
  * `cross-origin`: a live session, but the request came from another origin.

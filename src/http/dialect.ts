@@ -9,6 +9,8 @@ export interface Dialect {
   handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void>;
   /** Refuses a request that lacks a valid token, in this dialect's error shape, with no detail. */
   unauthorized(res: ServerResponse): void;
+  /** An error in this dialect's shape, for answers the server gives before a route is found. */
+  errorBody(url: URL, status: number, message: string): unknown;
   /**
    * Takes over a WebSocket upgrade on a path the dialect owns. The dialect authorizes it
    * itself: such routes carry their own credentials (a browser cannot set headers on one).

@@ -9,6 +9,8 @@ import { Reaper } from '../core/reaper.ts';
 import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
 import { consoleUi } from '../ui/index.ts';
+import { answerClientErrors } from './client-errors.ts';
+import { type ConnectionLimits, guardConnections } from './connections.ts';
 import { createRequestListener, createUpgradeListener, type UpgradeListener } from './request-listener.ts';
 
 export interface DaemonConfig {
@@ -25,6 +27,21 @@ export interface DaemonConfig {
   ui: boolean;
   /** How descendants are tracked (default: the best this machine allows). */
   containment?: ContainmentChoice;
+  output: {
+    /** Newest output kept in memory, per stream. */
+    memoryBytesPerStream: number;
+    /** Output kept in all (memory and disk), per stream; past it the oldest goes. */
+    maxBytesPerStream: number;
+  };
+  retention: {
+    /** Finished processes kept, newest first. */
+    maxFinished: number;
+    /** Finished incarnations a managed process keeps. */
+    managedHistory: number;
+    /** Spill files of all processes together. */
+    maxSpillBytes: number;
+  };
+  connections: ConnectionLimits;
 }
 
 export interface Daemon {
@@ -62,11 +79,10 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     baseEnv,
     accounts,
     containment,
-    log: { memoryBytesPerStream: MiB, maxBytesPerStream: 256 * MiB, maxLineBytes: MiB },
+    log: { ...config.output, maxLineBytes: MiB },
     stdin: { maxQueuedBytes: 8 * MiB, writeTimeoutMs: 30_000 },
     drainGraceMs: config.drainGraceMs,
-    retainFinished: 1000,
-    retainFinishedMs: 60 * 60 * 1000,
+    ...config.retention,
   });
   const files = new FileSystem({
     accounts,
@@ -110,6 +126,8 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     await containment.close();
     throw error;
   });
+  guardConnections(servers, config.connections);
+  answerClientErrors(servers, dialects);
   const urls = servers.map((server) => {
     const { address, port } = server.address() as AddressInfo;
     return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;

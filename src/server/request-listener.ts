@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { isAuthorized, type SessionAuth } from '../http/auth.ts';
+import { isAuthorized, isCrossOriginWrite, type SessionAuth } from '../http/auth.ts';
 import type { Dialect } from '../http/dialect.ts';
 import { sendJson } from '../http/json.ts';
 import { refuseUpgrade } from '../http/upgrade.ts';
@@ -39,6 +39,12 @@ export function createRequestListener({ dialects, token, session }: RequestListe
       return;
     }
     const dialect = dialects.find((d) => d.owns(url));
+    if (isCrossOriginWrite(req)) {
+      const body = (dialect ?? (dialects[0] as Dialect)).errorBody(url, 403, 'cross-origin request refused');
+      sendJson(res, 403, body);
+      req.resume();
+      return;
+    }
     if (token !== undefined && !(dialect?.isPublic(req, url) ?? false) && !isAuthorized(req, token)) {
       const viaSession = session?.check(req, url) ?? 'none';
       if (viaSession !== 'ok') {

@@ -104,6 +104,7 @@ export function consoleUi({ token, sessionLifetimeMs = 24 * 60 * 60 * 1000 }: Co
     // The console checks its own session and answers a stranger with the login page.
     isPublic: () => true,
     unauthorized: (res) => redirect(res, LOGIN),
+    errorBody: (_url, _status, message) => ({ error: message }),
     async handle(req, res, url) {
       const method = req.method ?? 'GET';
       const path = url.pathname;

@@ -4,23 +4,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Sandbox } from 'tensorlake';
+import { connectSandbox, errorOf } from './sandbox.mjs';
 
 const dir = process.env.SANDBOXD_FILES_DIR;
-const sandbox = await Sandbox.connect({
-  sandboxId: 'sdk-files',
-  proxyUrl: process.env.SANDBOXD_URL,
-  apiKey: process.env.SANDBOXD_TOKEN,
-});
+const sandbox = await connectSandbox('sdk-files');
 const seen = {};
-const errorOf = async (promise) => {
-  try {
-    await promise;
-    return null;
-  } catch (error) {
-    return { name: error.name, statusCode: error.statusCode ?? null };
-  }
-};
 
 try {
   await sandbox.writeFile(join(dir, 'nested/hello.txt'), new TextEncoder().encode('hello from the sdk\n'));

@@ -1,13 +1,9 @@
 // Drives the daemon's terminal sessions through the official tensorlake SDK (Node >= 22.19,
 // run by tensorlake-pty.test.ts in a child process). Prints what it observed as one JSON object.
 import { execFileSync } from 'node:child_process';
-import { Sandbox } from 'tensorlake';
+import { connectSandbox } from './sandbox.mjs';
 
-const sandbox = await Sandbox.connect({
-  sandboxId: 'pty-test',
-  proxyUrl: process.env.SANDBOXD_URL,
-  apiKey: process.env.SANDBOXD_TOKEN,
-});
+const sandbox = await connectSandbox('pty-test');
 const seen = {};
 const decoder = new TextDecoder();
 

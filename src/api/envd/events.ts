@@ -33,34 +33,39 @@ export async function* processEvents(
   yield { event: { case: 'end', value: endEvent(await process.exited) } };
 }
 
+// Small records of one stream are joined into messages of up to this size; a record this big
+// goes out on its own, without a copy.
+const MESSAGE_BYTES = 64 * 1024;
+
 /**
- * Adjacent records of one stream go out as one data event, as they were read. Where a stream's
- * records do not follow on from the last ones sent (output dropped past the retention cap
- * before this watcher read it), a truncated event says how many bytes are missing.
+ * Records go out as data events, as they were read; small adjacent ones of one stream are
+ * joined. Where a stream's records do not follow on from the last ones sent (output dropped
+ * past the retention cap before this watcher read it), a truncated event says how many bytes
+ * are missing.
  */
 function* dataEvents(records: LogRecord[], sentUpTo: Map<StreamName, number>): Generator<ProcessEventInit> {
-  let stream: StreamName | undefined;
+  let stream: StreamName = 'stdout';
   let parts: Buffer[] = [];
+  let size = 0;
   const flush = function* (): Generator<ProcessEventInit> {
-    if (stream === undefined || parts.length === 0) return;
-    const value = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    if (parts.length === 0) return;
+    const value = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
+    parts = [];
+    size = 0;
     yield { event: { case: 'data', value: { output: { case: stream, value } } } };
   };
   for (const record of records) {
-    if (record.data.length === 0) continue;
+    const { data } = record;
+    if (data.length === 0) continue;
     const missing = record.offset - (sentUpTo.get(record.stream) ?? 0);
-    sentUpTo.set(record.stream, record.offset + record.data.length);
+    sentUpTo.set(record.stream, record.offset + data.length);
+    if (missing > 0 || record.stream !== stream || size + data.length > MESSAGE_BYTES) yield* flush();
     if (missing > 0) {
-      yield* flush();
-      parts = [];
       yield { event: { case: 'truncated', value: { stream: record.stream, bytes: BigInt(missing) } } };
     }
-    if (record.stream !== stream) {
-      yield* flush();
-      stream = record.stream;
-      parts = [];
-    }
-    parts.push(record.data);
+    stream = record.stream;
+    parts.push(data);
+    size += data.length;
   }
   yield* flush();
 }
@@ -84,10 +89,21 @@ const SIGNAL_WORDS: Record<string, string> = {
   SIGTERM: 'terminated',
 };
 
+/**
+ * The end as the reference daemon reports it, from Go's os.ProcessState: `exited` only for a
+ * normal exit, and `error` (Go's wait error) for anything but exit status 0.
+ */
 function endEvent(exit: ExitStatus) {
   if (exit.status === 'exited') {
-    return { exitCode: exit.exitCode ?? 0, exited: true, status: `exit status ${exit.exitCode}` };
+    const status = `exit status ${exit.exitCode}`;
+    return {
+      exitCode: exit.exitCode ?? 0,
+      exited: true,
+      status,
+      ...(exit.exitCode === 0 ? {} : { error: status }),
+    };
   }
   const name = signalName(exit.signal as number);
-  return { exitCode: -1, exited: true, status: `signal: ${SIGNAL_WORDS[name] ?? name}` };
+  const status = `signal: ${SIGNAL_WORDS[name] ?? name}`;
+  return { exitCode: -1, exited: false, status, error: status };
 }

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ConnectRouter } from '@connectrpc/connect';
-import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { ProcessTable } from '../../core/process-table.ts';
 import type { FileSystem } from '../../files/file-system.ts';
 import { Filesystem } from '../../gen/filesystem/filesystem_pb.ts';
@@ -21,6 +20,7 @@ import { watchDir } from './filesystem/watch-dir.ts';
 import { watcherRoutes } from './filesystem/watchers.ts';
 import { list } from './list.ts';
 import { envs, health, metricsRoute } from './plain-routes.ts';
+import { rpcHandler } from './rpc-handler.ts';
 import { sendInput } from './send-input.ts';
 import { sendSignal } from './send-signal.ts';
 import { start } from './start.ts';
@@ -41,13 +41,21 @@ export interface EnvdOptions {
 // `/<package>.<Service>/<Method>`: every such path is Connect's, known or not, so that an
 // unknown method gets a Connect error a client can read.
 const CONNECT_PATH = /^\/[A-Za-z_][\w.]*\.[A-Z]\w*\/[^/]*$/;
+const CONNECT_CODE_BY_STATUS: Record<number, string> = {
+  400: 'invalid_argument',
+  403: 'permission_denied',
+  408: 'deadline_exceeded',
+  413: 'resource_exhausted',
+  431: 'resource_exhausted',
+  503: 'unavailable',
+};
 const PLAIN_PATHS = new Set(['/health', '/envs', '/metrics', '/files']);
 
 /** The Connect-RPC `process.Process` and `filesystem.Filesystem` services and envd's plain routes. */
 export function envdDialect({ table, files, baseEnv, readMaxBytes, watcherIdleMs }: EnvdOptions): Dialect {
   const watchers = watcherRoutes(files, { idleMs: watcherIdleMs });
-  const rpc = connectNodeAdapter({
-    routes(router: ConnectRouter) {
+  const rpc = rpcHandler(
+    (router: ConnectRouter) => {
       router.service(Process, {
         start: start(table, files),
         connect: connect(table),
@@ -68,15 +76,8 @@ export function envdDialect({ table, files, baseEnv, readMaxBytes, watcherIdleMs
         ...watchers,
       });
     },
-    grpcWeb: true,
-    readMaxBytes,
-    fallback(req, res) {
-      req.resume();
-      const body = JSON.stringify({ code: 'unimplemented', message: `${req.url} is not implemented` });
-      res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-    },
-  });
+    { grpcWeb: true, readMaxBytes },
+  );
   const metrics = metricsRoute();
 
   return {
@@ -85,9 +86,14 @@ export function envdDialect({ table, files, baseEnv, readMaxBytes, watcherIdleMs
     unauthorized(res: ServerResponse) {
       sendJson(res, 401, { code: 'unauthenticated', message: 'unauthorized' });
     },
+    // Connect's shape on its paths, the plain routes' `{message, code: status}` elsewhere.
+    errorBody: (url, status, message) =>
+      CONNECT_PATH.test(url.pathname)
+        ? { code: CONNECT_CODE_BY_STATUS[status] ?? 'invalid_argument', message }
+        : { message, code: status },
     async handle(req: IncomingMessage, res: ServerResponse, url: URL) {
       if (CONNECT_PATH.test(url.pathname)) {
-        rpc(req, res);
+        await rpc(req, res);
         return;
       }
       if (url.pathname === '/files' && (req.method === 'GET' || req.method === 'POST')) {
@@ -105,7 +111,7 @@ export function envdDialect({ table, files, baseEnv, readMaxBytes, watcherIdleMs
       }
       if (url.pathname === '/health') health(res);
       else if (url.pathname === '/envs') envs(res, baseEnv);
-      else metrics(res);
+      else await metrics(res);
     },
   };
 }

@@ -1,39 +1,48 @@
 import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
 
 const DEFAULT_KEEPALIVE_SECONDS = 90;
+// Longer intervals are taken as this: a timer cannot hold much more than 24 days, and a
+// keepalive an hour apart keeps no connection alive anyway.
+const MAX_KEEPALIVE_SECONDS = 3600;
 
 /** The idle time after which a stream sends a keepalive, from `Keepalive-Ping-Interval`. */
 export function keepaliveMs(context: HandlerContext): number {
   const seconds = Number(context.requestHeader.get('keepalive-ping-interval'));
-  return (Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_KEEPALIVE_SECONDS) * 1000;
+  const chosen = Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_KEEPALIVE_SECONDS;
+  return Math.min(chosen, MAX_KEEPALIVE_SECONDS) * 1000;
 }
 
 export const KEEPALIVE = Symbol('keepalive');
 
-/** What an iterator yields, with KEEPALIVE after every `idleMs` of silence. */
+/**
+ * What an iterator yields, with KEEPALIVE after every `idleMs` of silence. One timer serves
+ * the whole stream, pushed back as items come, rather than a timer and a promise per item.
+ */
 export async function* withKeepalives<T>(
   iterator: AsyncIterator<T>,
   idleMs: number,
 ): AsyncGenerator<T | typeof KEEPALIVE> {
-  for (;;) {
-    const next = iterator.next();
-    let result = await raceIdle(next, idleMs);
-    while (result === KEEPALIVE) {
-      yield KEEPALIVE;
-      result = await raceIdle(next, idleMs);
-    }
-    if (result.done) return;
-    yield result.value;
-  }
-}
-
-async function raceIdle<T>(next: Promise<T>, idleMs: number): Promise<T | typeof KEEPALIVE> {
-  let timer: NodeJS.Timeout | undefined;
-  const idle = new Promise<typeof KEEPALIVE>((resolve) => {
-    timer = setTimeout(() => resolve(KEEPALIVE), idleMs);
+  let silent: () => void = () => {};
+  let silence = new Promise<typeof KEEPALIVE>((resolve) => {
+    silent = () => resolve(KEEPALIVE);
   });
+  const timer = setTimeout(() => silent(), idleMs);
   try {
-    return await Promise.race([next, idle]);
+    for (;;) {
+      const next = iterator.next();
+      let result = await Promise.race([next, silence]);
+      while (result === KEEPALIVE) {
+        yield KEEPALIVE;
+        silence = new Promise((resolve) => {
+          silent = () => resolve(KEEPALIVE);
+        });
+        timer.refresh();
+        result = await Promise.race([next, silence]);
+      }
+      if (result.done) return;
+      timer.refresh();
+      yield result.value;
+    }
   } finally {
     clearTimeout(timer);
   }

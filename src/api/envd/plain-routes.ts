@@ -1,4 +1,4 @@
-import { statfsSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { cpus, freemem, totalmem } from 'node:os';
 import { sendJson } from '../../http/json.ts';
@@ -17,12 +17,12 @@ export function envs(res: ServerResponse, baseEnv: Record<string, string>): void
 /** CPU use is measured between two calls (since start-up for the first). */
 export function metricsRoute() {
   let last = cpuTimes();
-  return (res: ServerResponse) => {
+  return async (res: ServerResponse) => {
     const now = cpuTimes();
     const total = now.total - last.total;
     const busy = total - (now.idle - last.idle);
     last = now;
-    const disk = statfsSync('/');
+    const disk = await statfs('/');
     sendJson(
       res,
       200,

@@ -10,7 +10,7 @@ import { toCoreStart } from './start-request.ts';
 
 /**
  * Start: spawn, then stream start, output and end. `Connect-Timeout-Ms` is the command's
- * lifetime: at the deadline the process group is killed. A client that merely disconnects
+ * lifetime: at the deadline the process and its descendants are killed. A client that merely disconnects
  * leaves the process running. A user named in `Authorization: Basic` runs it, from their home.
  */
 export function start(table: ProcessTable, files: FileSystem) {
@@ -21,7 +21,17 @@ export function start(table: ProcessTable, files: FileSystem) {
     const process = await translated(() => table.start(toCoreStart(request, user)));
     const lifetimeMs = context.timeoutMs();
     if (lifetimeMs !== undefined) process.setDeadline(lifetimeMs);
-    for await (const event of processEvents(process, context)) yield { event };
+    // The stream's own deadline may pass a moment before the process's: what the stream
+    // reports as timed out is killed, whichever comes first.
+    const onDeadline = () => {
+      if (isDeadline(context.signal.reason)) process.expire();
+    };
+    context.signal.addEventListener('abort', onDeadline, { once: true });
+    try {
+      for await (const event of processEvents(process, context)) yield { event };
+    } finally {
+      context.signal.removeEventListener('abort', onDeadline);
+    }
     if (process.timedOut)
       throw new ConnectError('the command outlived Connect-Timeout-Ms and was killed', Code.DeadlineExceeded);
   };
@@ -35,3 +45,5 @@ function invalidUsername(name: string) {
     throw error;
   };
 }
+const isDeadline = (reason: unknown) =>
+  reason instanceof ConnectError && reason.code === Code.DeadlineExceeded;

@@ -23,6 +23,14 @@ export interface TensorlakeOptions {
 }
 
 const PREFIX = '/api/v1';
+const CODE_BY_STATUS: Record<number, string> = {
+  400: 'INVALID_REQUEST',
+  403: 'FORBIDDEN',
+  408: 'REQUEST_TIMEOUT',
+  413: 'PAYLOAD_TOO_LARGE',
+  431: 'HEADERS_TOO_LARGE',
+  503: 'UNAVAILABLE',
+};
 const WEBSOCKET_PATH = /^\/api\/v1\/pty\/(?<id>[^/]+)\/ws\/?$/;
 
 /** The REST + SSE dialect under /api/v1. */
@@ -84,6 +92,10 @@ export function tensorlakeDialect({
       else refuseUpgrade(socket, 404, 'Not Found');
     },
     unauthorized: (res) => sendJson(res, 401, { error: 'unauthorized', code: 'UNAUTHORIZED' }),
+    errorBody: (_url, status, message) => ({
+      error: message,
+      code: CODE_BY_STATUS[status] ?? 'INVALID_REQUEST',
+    }),
     async handle(req: IncomingMessage, res: ServerResponse, url: URL) {
       try {
         const match = router.match(req.method ?? 'GET', url.pathname);

@@ -1,9 +1,10 @@
 import type { IncomingMessage } from 'node:http';
-import { followLines, type LineItem, linesSoFar, type OutputLine } from '../../core/lines.ts';
+import { followLines, linesSoFar, type OutputLine, spreadRuns } from '../../core/lines.ts';
 import type { StreamName } from '../../core/output-log.ts';
 import type { ProcessTable } from '../../core/process-table.ts';
 import type { RouteContext } from '../../http/router.ts';
 import { ApiError } from './errors.ts';
+import { lineFrames } from './line-frames.ts';
 import { writeOrWait } from './respond.ts';
 import { EventStream } from './sse.ts';
 
@@ -31,7 +32,7 @@ export function outputRoutes(table: ProcessTable) {
       for await (const items of linesSoFar(process.log, { stream, after })) {
         if (!connected || count >= limit) break;
         // Losses are counted in truncated_bytes; this view lists lines.
-        const lines = items.filter((item): item is OutputLine => item.kind === 'line');
+        const lines = spreadRuns(items).filter((item): item is OutputLine => item.kind === 'line');
         if (lines.length === 0) continue;
         const page = lines.slice(0, limit - count);
         const texts = page.map((line) => JSON.stringify(line.text)).join(',');
@@ -47,32 +48,14 @@ export function outputRoutes(table: ProcessTable) {
       const process = table.get(context.params.ref as string);
       const after = resumePoint(context.req, context.url);
       const events = new EventStream(context.res);
-      const toEvent = (item: LineItem) =>
-        item.kind === 'truncated'
-          ? truncatedEvent(item)
-          : {
-              id: item.id,
-              event: 'output',
-              data:
-                view === 'output'
-                  ? { line: item.text, timestamp: item.timestamp, stream: item.stream }
-                  : { line: item.text, timestamp: item.timestamp },
-            };
+      const shape = { named: true, withStream: view === 'output' };
       for await (const items of followLines(process.log, { stream: streamOf(view), after }, events.signal)) {
-        await events.send(items.map(toEvent));
+        await events.sendFrames(lineFrames(items, shape));
       }
       if (!events.signal.aborted) await events.send([{ event: 'eof', data: {} }]);
       events.end();
     },
   };
-}
-
-/**
- * Output the follower will not get (dropped past the retention cap before it read it): how
- * many bytes of which stream, and, as the id, where it resumes — at a whole line.
- */
-export function truncatedEvent(item: Extract<LineItem, { kind: 'truncated' }>) {
-  return { id: item.id, event: 'truncated', data: { truncated_bytes: item.bytes, stream: item.stream } };
 }
 
 function resumePoint(req: IncomingMessage, url: URL): number | undefined {

@@ -7,7 +7,7 @@ export function sendNoContent(res: ServerResponse): void {
 }
 
 /** Writes, then waits while the client is slow to take it; false once the client has gone. */
-export async function writeOrWait(res: ServerResponse, text: string): Promise<boolean> {
+export async function writeOrWait(res: ServerResponse, text: string | Buffer): Promise<boolean> {
   if (res.destroyed) return false;
   if (res.write(text)) return true;
   const stopWaiting = new AbortController();

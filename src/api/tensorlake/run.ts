@@ -5,7 +5,7 @@ import type { ProcessTable } from '../../core/process-table.ts';
 import { readJson } from '../../http/body.ts';
 import type { RouteContext } from '../../http/router.ts';
 import type { Limits } from './limits.ts';
-import { truncatedEvent } from './output.ts';
+import { lineFrames } from './line-frames.ts';
 import { runBody, toStartRequest } from './schemas.ts';
 import { EventStream } from './sse.ts';
 
@@ -33,14 +33,9 @@ export function runRoute(table: ProcessTable, limits: Limits) {
     if (body.timeout) process.setDeadline(body.timeout * 1000);
     const events = new EventStream(res);
     await events.send([{ data: { pid: process.pid, started_at: process.startedAt } }]);
+    const shape = { named: false, withStream: true };
     for await (const items of followLines(process.log, {}, events.signal)) {
-      await events.send(
-        items.map((item) =>
-          item.kind === 'truncated'
-            ? truncatedEvent(item)
-            : { data: { line: item.text, timestamp: item.timestamp, stream: item.stream } },
-        ),
-      );
+      await events.sendFrames(lineFrames(items, shape));
     }
     if (events.signal.aborted) return;
     const exit = await process.exited;

@@ -39,13 +39,12 @@ export class EventStream {
 
   /** Sends events in one write. */
   async send(events: readonly SseEvent[]): Promise<void> {
+    await this.sendFrames(events.map(frame).join(''));
+  }
+
+  /** Sends frames already written out (see frame()), in one write. */
+  async sendFrames(text: string | Buffer): Promise<void> {
     if (this.signal.aborted) return;
-    let text = '';
-    for (const { id, event, data } of events) {
-      if (id !== undefined) text += `id: ${id}\n`;
-      if (event !== undefined) text += `event: ${event}\n`;
-      text += `data: ${JSON.stringify(data)}\n\n`;
-    }
     await writeOrWait(this.res, text);
   }
 
@@ -53,4 +52,9 @@ export class EventStream {
     clearInterval(this.heartbeat);
     this.res.end();
   }
+}
+
+/** One event as an SSE frame. */
+export function frame({ id, event, data }: SseEvent): string {
+  return `${id === undefined ? '' : `id: ${id}\n`}${event === undefined ? '' : `event: ${event}\n`}data: ${JSON.stringify(data)}\n\n`;
 }
