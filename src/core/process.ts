@@ -210,11 +210,6 @@ export class SandboxProcess {
     return this.cell.kill();
   }
 
-  /** A signal to every descendant (at shutdown, so that all of them may clean up). */
-  signalDescendants(signal: number): Promise<void> {
-    return this.cell.signal(signal);
-  }
-
   /** A signal to the leader's process group while the leader runs; a group with no members left is no error. */
   signalGroup(signal: number): void {
     if (!this.running) return;

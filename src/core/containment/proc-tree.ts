@@ -68,10 +68,6 @@ class ProcCell implements Cell {
     await stopAndKill((table) => this.members(table));
   }
 
-  async signal(signal: number): Promise<void> {
-    for (const pid of this.members(await processTable())) send(pid, signal);
-  }
-
   private members(table: ProcEntry[]): Set<number> {
     const leader = this.leader;
     if (leader === undefined) return new Set();

@@ -20,8 +20,6 @@ export interface Cell {
   release(): void;
   /** SIGKILL to every member, also after the leader has gone; resolves once sent. Never throws. */
   kill(): Promise<void>;
-  /** A signal to every member. Never throws. */
-  signal(signal: number): Promise<void>;
 }
 
 export interface Containment {
