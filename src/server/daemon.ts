@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { envdDialect } from '../api/envd/index.ts';
@@ -9,6 +8,7 @@ import { Reaper } from '../core/reaper.ts';
 import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
 import { consoleUi } from '../ui/index.ts';
+import { version } from '../version.ts';
 import { answerClientErrors } from './client-errors.ts';
 import { type ConnectionLimits, guardConnections } from './connections.ts';
 import { createRequestListener, createUpgradeListener, type UpgradeListener } from './request-listener.ts';
@@ -53,10 +53,6 @@ export interface Daemon {
 }
 
 const MiB = 1024 * 1024;
-
-export const version: string = JSON.parse(
-  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-).version;
 
 /** The environment processes start from: the daemon's own, without its secret. */
 function baseEnvironment(): Record<string, string> {
@@ -105,6 +101,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
         inputBytesPerSecond: MiB,
         pingIntervalMs: 30_000,
         maxFrameBytes: MiB,
+        daemonToken: config.token,
       },
     }),
     // A stdin chunk of the largest size, plus room for the message around it.

@@ -1,27 +1,20 @@
-import type { ProcessInfo } from '../../web/src/process-info.ts';
+import { type FollowedLine, type ProcessInfo, SandboxClient } from '../../src/client/index.ts';
 import type { TestDaemon } from './daemon.ts';
-import { readSse } from './sse.ts';
 
-export type { ProcessInfo } from '../../web/src/process-info.ts';
+export type { FollowedLine, ProcessInfo };
 
-export interface FollowedLine {
-  id: number;
-  line: string;
-  stream?: string;
-  timestamp: number;
+/** The client the CLI uses, pointed at a test daemon. */
+export function sandboxClient(daemon: TestDaemon): SandboxClient {
+  return new SandboxClient({ url: daemon.url, token: daemon.token });
 }
 
-/** A small client for the REST dialect, for tests. */
+/** The REST dialect for tests: the typed client, plus raw calls that return any status. */
 export function restClient(daemon: TestDaemon) {
+  const client = sandboxClient(daemon);
   const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const response = await fetch(`${daemon.api}${path}`, {
-      method,
-      headers: {
-        ...daemon.headers,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...headers,
-      },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    const response = await client.request(method, path, {
+      body,
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
     });
     const text = await response.text();
     return { status: response.status, body: text === '' ? undefined : (JSON.parse(text) as unknown), text };
@@ -29,41 +22,39 @@ export function restClient(daemon: TestDaemon) {
 
   return {
     call,
-    async start(body: Record<string, unknown>): Promise<ProcessInfo> {
-      const { status, body: info } = await call('POST', '/processes', body);
-      if (status !== 201) throw new Error(`start failed: ${status} ${JSON.stringify(info)}`);
-      return info as ProcessInfo;
-    },
+    client,
+    start: (body: Record<string, unknown>): Promise<ProcessInfo> => client.start(body as never),
+    /** The answer's body whatever its status, as before the typed client existed. */
     async get(pid: number | string): Promise<ProcessInfo> {
       return (await call('GET', `/processes/${pid}`)).body as ProcessInfo;
     },
+    /** DELETE, whatever the answer: tests clean up with it. */
     async kill(pid: number | string): Promise<void> {
       await call('DELETE', `/processes/${pid}`);
     },
-    async lines(pid: number | string, view = 'output'): Promise<string[]> {
-      return ((await call('GET', `/processes/${pid}/${view}`)).body as { lines: string[] }).lines;
+    async lines(pid: number | string, view: 'stdout' | 'stderr' | 'output' = 'output'): Promise<string[]> {
+      return (await client.output(pid, { view })).lines;
     },
-    /** Follows a view until eof (or until `stopAfter` lines, then disconnects). */
+    /** Follows a view until eof (or until `stopAfter` lines, then disconnects); no resuming. */
     async follow(
       pid: number | string,
       {
         view = 'output',
         lastEventId,
         stopAfter = Infinity,
-      }: { view?: string; lastEventId?: number; stopAfter?: number } = {},
+      }: { view?: 'stdout' | 'stderr' | 'output'; lastEventId?: number; stopAfter?: number } = {},
     ): Promise<{ lines: FollowedLine[]; eof: boolean }> {
-      const headers: Record<string, string> = { ...daemon.headers };
-      if (lastEventId !== undefined) headers['last-event-id'] = String(lastEventId);
-      const response = await fetch(`${daemon.api}/processes/${pid}/${view}/follow`, { headers });
-      if (response.status !== 200) throw new Error(`follow failed: ${response.status}`);
       const lines: FollowedLine[] = [];
-      for await (const message of readSse(response)) {
-        if (message.event === 'eof') return { lines, eof: true };
-        if (message.event !== 'output') continue;
-        lines.push({ id: Number(message.id), ...(JSON.parse(message.data) as Omit<FollowedLine, 'id'>) });
-        if (lines.length >= stopAfter) break;
+      const stream = client.follow(pid, { view, after: lastEventId, resume: false });
+      for (;;) {
+        if (lines.length >= stopAfter) {
+          await stream.return(false);
+          return { lines: lines.slice(0, stopAfter), eof: false };
+        }
+        const next = await stream.next();
+        if (next.done) return { lines, eof: next.value };
+        lines.push(...next.value);
       }
-      return { lines, eof: false };
     },
     /** Waits until the process has ended and its output is complete (the end of a follow stream). */
     async waitForEnd(pid: number | string): Promise<ProcessInfo> {

@@ -4,6 +4,7 @@ import { sendJson } from '../../http/json.ts';
 import type { RouteContext } from '../../http/router.ts';
 import { ApiError } from './errors.ts';
 import { sendNoContent } from './respond.ts';
+import type { FileList } from './responses.ts';
 import { filesQuery } from './schemas.ts';
 
 /** Read, write, delete and list files: `/api/v1/files?path=` and `/api/v1/files/list?path=`. */
@@ -55,7 +56,7 @@ export function fileRoutes(files: FileSystem) {
       entries.sort(
         (a, b) => Number(b.is_dir) - Number(a.is_dir) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
       );
-      sendJson(context.res, 200, { path, entries });
+      sendJson(context.res, 200, { path, entries } satisfies FileList);
     },
   };
 }

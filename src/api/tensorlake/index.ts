@@ -8,6 +8,7 @@ import { refuseUpgrade } from '../../http/upgrade.ts';
 import { ApiError, sendError } from './errors.ts';
 import { fileRoutes } from './files.ts';
 import type { Limits } from './limits.ts';
+import { openapiDocument } from './openapi.ts';
 import { outputRoutes } from './output.ts';
 import { processRoutes } from './processes.ts';
 import { type PtyOptions, ptyRoutes } from './pty-routes.ts';
@@ -57,6 +58,7 @@ export function tensorlakeDialect({
         total_processes: total,
       });
     })
+    .add('GET', `${PREFIX}/openapi.json`, ({ res }) => sendJson(res, 200, openapiDocument()))
     .add('POST', `${PREFIX}/processes/run`, runRoute(table, limits))
     .add('POST', `${PREFIX}/processes`, processes.start)
     .add('GET', `${PREFIX}/processes`, processes.list)

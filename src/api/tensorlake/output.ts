@@ -1,14 +1,24 @@
 import type { IncomingMessage } from 'node:http';
+import { z } from 'zod';
 import { followLines, linesSoFar, type OutputLine, spreadRuns } from '../../core/lines.ts';
 import type { StreamName } from '../../core/output-log.ts';
 import type { ProcessTable } from '../../core/process-table.ts';
 import type { RouteContext } from '../../http/router.ts';
-import { ApiError } from './errors.ts';
 import { lineFrames } from './line-frames.ts';
 import { writeOrWait } from './respond.ts';
 import { EventStream } from './sse.ts';
 
 export type OutputView = 'stdout' | 'stderr' | 'output';
+
+const lineCursor = z.string().regex(/^\d+$/, 'expected a non-negative integer').transform(Number);
+
+export const followQuery = z.object({
+  after: lineCursor.optional().describe('resume after this line id (as `Last-Event-ID` does)'),
+});
+
+export const outputQuery = followQuery.extend({
+  limit: lineCursor.optional().describe('at most this many lines'),
+});
 
 const streamOf = (view: OutputView): StreamName | undefined => (view === 'output' ? undefined : view);
 
@@ -22,8 +32,9 @@ export function outputRoutes(table: ProcessTable) {
     read: (view: OutputView) => async (context: RouteContext) => {
       const process = table.get(context.params.ref as string);
       const { url, res } = context;
-      const after = cursor(url.searchParams.get('after'), 'after');
-      const limit = cursor(url.searchParams.get('limit'), 'limit') ?? Infinity;
+      const query = outputQuery.parse(Object.fromEntries(url.searchParams));
+      const after = query.after;
+      const limit = query.limit ?? Infinity;
       const stream = streamOf(view);
       res.writeHead(200, { 'content-type': 'application/json' });
       let count = 0;
@@ -60,15 +71,6 @@ export function outputRoutes(table: ProcessTable) {
 
 function resumePoint(req: IncomingMessage, url: URL): number | undefined {
   const header = req.headers['last-event-id'];
-  return cursor(
-    typeof header === 'string' && header !== '' ? header : url.searchParams.get('after'),
-    'after',
-  );
-}
-
-function cursor(text: string | null, name: string): number | undefined {
-  if (text === null) return undefined;
-  if (!/^\d+$/.test(text))
-    throw new ApiError(400, 'INVALID_REQUEST', `${name}: expected a non-negative integer`);
-  return Number(text);
+  const after = typeof header === 'string' && header !== '' ? header : url.searchParams.get('after');
+  return followQuery.parse({ after: after ?? undefined }).after;
 }

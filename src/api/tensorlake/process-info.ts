@@ -1,9 +1,10 @@
 import type { SandboxProcess } from '../../core/process.ts';
 import type { ProcessTable } from '../../core/process-table.ts';
 import type { ManagedState } from '../../core/supervisor.ts';
+import type { ProcessInfo } from './responses.ts';
 
 /** A process as this dialect shows it; times are integer milliseconds since the epoch. */
-export function processInfo(table: ProcessTable, process: SandboxProcess) {
+export function processInfo(table: ProcessTable, process: SandboxProcess): ProcessInfo {
   const managed = table.managedState(process);
   return {
     pid: process.pid,
@@ -17,10 +18,11 @@ export function processInfo(table: ProcessTable, process: SandboxProcess) {
     ended_at: process.endedAt,
     ...(process.spec.name === undefined ? {} : { name: process.spec.name }),
     ...(managed ? { managed: managedInfo(managed) } : {}),
+    ...(process.timedOut ? { timed_out: true as const } : {}),
   };
 }
 
-function managedInfo(state: ManagedState) {
+function managedInfo(state: ManagedState): NonNullable<ProcessInfo['managed']> {
   const { policy } = state;
   return {
     id: state.id,

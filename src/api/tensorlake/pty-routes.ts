@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { z } from 'zod';
 import type { ProcessTable } from '../../core/process-table.ts';
-import { tokensMatch } from '../../http/auth.ts';
+import { isAuthorized, tokensMatch } from '../../http/auth.ts';
 import { readJson } from '../../http/body.ts';
 import { sendJson } from '../../http/json.ts';
 import type { RouteContext } from '../../http/router.ts';
@@ -13,24 +13,34 @@ import type { Limits } from './limits.ts';
 import { type PtySession, type PtySessionOptions, PtySessions } from './pty-sessions.ts';
 import { clamp, type PtySocketOptions, serveTerminal } from './pty-socket.ts';
 import { sendNoContent } from './respond.ts';
+import type { PtySessionInfo } from './responses.ts';
+import { timeout, user } from './schemas.ts';
 
-const createBody = z.object({
-  command: z.string({ error: 'required, a string' }).min(1, 'must not be empty'),
-  args: z.array(z.string()).nullish(),
-  env: z.record(z.string(), z.string()).nullish(),
-  working_dir: z.string().nullish(),
-  rows: z.number().int().nullish(),
-  cols: z.number().int().nullish(),
-});
+export const createBody = z
+  .object({
+    command: z.string({ error: 'required, a string' }).min(1, 'must not be empty'),
+    args: z.array(z.string()).nullish(),
+    env: z.record(z.string(), z.string()).nullish(),
+    working_dir: z.string().nullish(),
+    rows: z.number().int().nullish(),
+    cols: z.number().int().nullish(),
+    user,
+    timeout,
+  })
+  .meta({ id: 'PtyCreateRequest' });
 
-const resizeBody = z.object({ rows: z.number().int(), cols: z.number().int() });
+export const resizeBody = z
+  .object({ rows: z.number().int(), cols: z.number().int() })
+  .meta({ id: 'PtyResizeRequest' });
 
 export interface PtyOptions extends PtySessionOptions, PtySocketOptions {
   /** Largest WebSocket frame a client may send. */
   maxFrameBytes: number;
+  /** The daemon's own token, if it has one: presented in a header, it opens any session. */
+  daemonToken?: string;
 }
 
-function sessionInfo(session: PtySession) {
+function sessionInfo(session: PtySession): PtySessionInfo {
   const { process } = session;
   return {
     session_id: session.id,
@@ -60,8 +70,10 @@ export function ptyRoutes(table: ProcessTable, limits: Limits, options: PtyOptio
         args: body.args ?? [],
         env: body.env ?? {},
         cwd: body.working_dir ?? undefined,
+        user: body.user ?? undefined,
         pty: { rows: clamp(body.rows ?? 24, 1, 500), cols: clamp(body.cols ?? 80, 1, 1000) },
       });
+      if (body.timeout) session.process.setDeadline(body.timeout * 1000);
       sendJson(res, 201, { session_id: session.id, token: session.token });
     },
 
@@ -85,15 +97,21 @@ export function ptyRoutes(table: ProcessTable, limits: Limits, options: PtyOptio
       sendNoContent(context.res);
     },
 
-    /** The WebSocket: authorized by the session's token, in the query or X-PTY-Token. */
+    /**
+     * The WebSocket: authorized by the session's token, in the query or X-PTY-Token, or with
+     * no session token by the daemon's own credentials (see daemonCredentials).
+     */
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, id: string) {
       let session: PtySession;
       try {
         session = sessions.get(id);
         const header = req.headers['x-pty-token'];
         const presented = url.searchParams.get('token') ?? (typeof header === 'string' ? header : undefined);
-        if (!tokensMatch(presented, session.token))
-          throw new ApiError(403, 'INVALID_TOKEN', 'invalid terminal token');
+        const allowed =
+          presented === undefined
+            ? daemonCredentials(req, options.daemonToken)
+            : tokensMatch(presented, session.token);
+        if (!allowed) throw new ApiError(403, 'INVALID_TOKEN', 'invalid terminal token');
       } catch (error) {
         refuseWith(socket, error);
         return;
@@ -101,6 +119,17 @@ export function ptyRoutes(table: ProcessTable, limits: Limits, options: PtyOptio
       sockets.handleUpgrade(req, socket, head, (ws) => serveTerminal(ws, session, sessions, options));
     },
   };
+}
+
+/**
+ * Whoever may start processes may also attach to any terminal (`sandboxd attach`): the daemon's
+ * token in a header, or, on a daemon without a token (which serves loopback only and answers
+ * every REST call anyway), any client that is not a web page. A browser always sends `Origin`
+ * on a WebSocket handshake and cannot put a header of its own on one, so a page gets in only
+ * with the session's token, as before.
+ */
+function daemonCredentials(req: IncomingMessage, daemonToken: string | undefined): boolean {
+  return daemonToken === undefined ? req.headers.origin === undefined : isAuthorized(req, daemonToken);
 }
 
 function refuseWith(socket: Duplex, error: unknown): void {

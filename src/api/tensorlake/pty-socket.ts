@@ -1,12 +1,6 @@
 import type { WebSocket } from 'ws';
+import { EXIT, INPUT, OUTPUT, READY, RESIZE } from './pty-frames.ts';
 import type { PtySession, PtySessions } from './pty-sessions.ts';
-
-// Frames are binary; the first byte says what the rest is.
-const INPUT = 0x00;
-const RESIZE = 0x01;
-const READY = 0x02;
-const OUTPUT = 0x00;
-const EXIT = 0x03;
 
 export interface PtySocketOptions {
   /** The scrollback replayed on every attach. */

@@ -5,7 +5,7 @@ import type { StartRequest } from '../../core/process-table.ts';
 const stringMap = z.record(z.string(), z.string()).nullish();
 const uid = z.number().int().nonnegative();
 
-const user = z
+export const user = z
   .union([
     z.string().min(1),
     z.object({ name: z.string().min(1).optional(), uid: uid.optional(), gid: uid.optional() }),
@@ -29,24 +29,29 @@ const commandFields = {
   user,
 };
 
-export const startBody = z.object({
-  ...commandFields,
-  stdin_mode: z.enum(['closed', 'pipe']).nullish(),
-  stdout_mode: z.enum(['capture', 'discard']).nullish(),
-  stderr_mode: z.enum(['capture', 'discard']).nullish(),
-  name: z.string().nullish(),
-  restart,
-});
+/** Seconds (may be fractional); the process group is SIGKILLed when they have passed. */
+export const timeout = z.number().positive().nullish();
 
-export const runBody = z.object({
-  ...commandFields,
-  timeout: z.number().positive().nullish(),
-});
+export const startBody = z
+  .object({
+    ...commandFields,
+    stdin_mode: z.enum(['closed', 'pipe']).nullish(),
+    stdout_mode: z.enum(['capture', 'discard']).nullish(),
+    stderr_mode: z.enum(['capture', 'discard']).nullish(),
+    name: z.string().nullish(),
+    restart,
+    timeout,
+  })
+  .meta({ id: 'StartRequest' });
 
-export const signalBody = z.object({
-  signal: z.unknown(),
-  group: z.boolean().nullish(),
-});
+export const runBody = z.object({ ...commandFields, timeout }).meta({ id: 'RunRequest' });
+
+export const signalBody = z
+  .object({
+    signal: z.unknown().describe('a signal number: 1..31 or 34..64'),
+    group: z.boolean().nullish().describe('false: the leader alone (default: the whole group)'),
+  })
+  .meta({ id: 'SignalRequest' });
 
 type CommandBody = z.infer<typeof runBody>;
 
@@ -74,5 +79,8 @@ export function toStartRequest(body: CommandBody & Partial<z.infer<typeof startB
 }
 
 export const filesQuery = z.object({
-  path: z.string({ error: 'required' }).min(1, 'required'),
+  path: z
+    .string({ error: 'required' })
+    .min(1, 'required')
+    .describe("an absolute path, or one relative to the daemon user's home"),
 });

@@ -4,8 +4,6 @@ import type { Containment, ContainmentChoice } from './types.ts';
 
 export type { Cell, Containment, ContainmentChoice, ContainmentMode } from './types.ts';
 
-export const CONTAINMENT_CHOICES: readonly ContainmentChoice[] = ['auto', 'cgroup2', 'cgroup1', 'proc'];
-
 /**
  * The way descendants are tracked: `auto` takes the first that works of a cgroup v2 per
  * process, a cgroup v1 freezer per process, and walking /proc. A mode asked for by name must

@@ -4,6 +4,8 @@ export type ContainmentMode = 'cgroup2' | 'cgroup1' | 'proc';
 /** What the daemon is asked to use: a mode, or the best one this machine allows. */
 export type ContainmentChoice = ContainmentMode | 'auto';
 
+export const CONTAINMENT_CHOICES: readonly ContainmentChoice[] = ['auto', 'cgroup2', 'cgroup1', 'proc'];
+
 /**
  * Where one process and all its descendants live: a cgroup, or (walking /proc) its tree.
  * A cell is made before the spawn, entered by it, and goes once its last member has.

@@ -1,0 +1,163 @@
+import { z } from 'zod';
+
+// What this dialect answers, as zod schemas: the OpenAPI document is generated from them, the
+// route handlers are typed by them, and the client's types are inferred from them.
+
+const epochMs = z.number().int().nonnegative().describe('milliseconds since the epoch');
+const count = z.number().int().nonnegative();
+
+export const errorResponse = z
+  .object({
+    error: z.string().describe('what went wrong, for a person'),
+    code: z.string().describe('a machine-readable code such as NOT_FOUND or SPAWN_FAILED'),
+  })
+  .meta({ id: 'Error' });
+
+const managedInfo = z
+  .object({
+    id: z.string(),
+    name: z.string().optional(),
+    status: z.enum(['running', 'backing_off', 'stopped']),
+    restart_count: count,
+    restart: z.object({
+      policy: z.enum(['never', 'on_failure', 'always']),
+      max_restarts: count.optional(),
+      initial_backoff_ms: count,
+      max_backoff_ms: count,
+    }),
+    health_status: z.literal('disabled'),
+    consecutive_health_failures: count,
+    next_restart_at: epochMs.optional(),
+  })
+  .meta({ id: 'ManagedInfo' });
+
+export const processInfoResponse = z
+  .object({
+    pid: z.number().int().positive(),
+    status: z.enum(['running', 'exited', 'signaled']),
+    exit_code: z.number().int().nullable().describe('set once the process has exited'),
+    signal: z.number().int().nullable().describe('the signal that ended it, once it has been signaled'),
+    stdin_writable: z.boolean(),
+    command: z.string(),
+    args: z.array(z.string()),
+    started_at: epochMs,
+    ended_at: epochMs.nullable(),
+    name: z.string().optional(),
+    managed: managedInfo.optional(),
+    timed_out: z.literal(true).optional().describe('present when its `timeout` ended it'),
+  })
+  .meta({ id: 'ProcessInfo' });
+
+export const processListResponse = z
+  .object({ processes: z.array(processInfoResponse) })
+  .meta({ id: 'ProcessList' });
+
+export const outputPageResponse = z
+  .object({
+    pid: z.number().int().positive(),
+    lines: z.array(z.string()),
+    line_count: count,
+    next_after: count.describe('the id of the last line returned: pass it as `after` for the next page'),
+    truncated_bytes: count.describe('bytes of output dropped from the oldest end'),
+  })
+  .meta({ id: 'OutputPage' });
+
+export const outputEventData = z
+  .object({
+    line: z.string(),
+    timestamp: epochMs,
+    stream: z.enum(['stdout', 'stderr', 'pty']).optional().describe('only on /output/follow'),
+  })
+  .meta({ id: 'OutputEvent', description: 'the data of an `output` event; its SSE `id:` is the line id' });
+
+export const truncatedEventData = z
+  .object({
+    truncated_bytes: count.describe('bytes dropped past the retention cap before this reader got them'),
+    stream: z.enum(['stdout', 'stderr', 'pty']),
+  })
+  .meta({
+    id: 'TruncatedEvent',
+    description: 'the data of a `truncated` event; its `id:` is where the next whole line resumes',
+  });
+
+export const eofEventData = z.object({}).meta({
+  id: 'EofEvent',
+  description: 'the data of the `eof` event: the process has ended, its output is drained',
+});
+
+export const runFrameData = z
+  .union([
+    z.object({ pid: z.number().int().positive(), started_at: epochMs }),
+    z.object({ line: z.string(), timestamp: epochMs, stream: z.enum(['stdout', 'stderr']) }),
+    z.object({ exit_code: z.number().int() }),
+    z.object({ signal: z.number().int(), timed_out: z.literal(true).optional() }),
+    z.object({ error: z.string(), exit_code: z.literal(127) }),
+  ])
+  .meta({
+    id: 'RunFrame',
+    description: 'one `data:` frame of a run: the start, a line, then exactly one final frame',
+  });
+
+export const successResponse = z.object({ success: z.literal(true) }).meta({ id: 'Success' });
+
+export const healthResponse = z.object({ healthy: z.literal(true) }).meta({ id: 'Health' });
+
+export const infoResponse = z
+  .object({
+    version: z.string(),
+    uptime_secs: count,
+    running_processes: count,
+    total_processes: count,
+  })
+  .meta({ id: 'DaemonInfo' });
+
+export const ptyCreatedResponse = z
+  .object({
+    session_id: z.string(),
+    token: z.string().describe('opens the session WebSocket (`?token=` or `X-PTY-Token`)'),
+  })
+  .meta({ id: 'PtyCreated' });
+
+export const ptySessionResponse = z
+  .object({
+    session_id: z.string(),
+    pid: z.number().int().positive(),
+    command: z.string(),
+    args: z.array(z.string()),
+    rows: z.number().int().positive(),
+    cols: z.number().int().positive(),
+    created_at: epochMs,
+    ended_at: epochMs.nullable(),
+    exit_code: z.number().int().nullable().describe('the exit status, or 128 + N after signal N'),
+    is_alive: z.boolean(),
+  })
+  .meta({ id: 'PtySession' });
+
+export const ptyListResponse = z
+  .object({ sessions: z.array(ptySessionResponse) })
+  .meta({ id: 'PtySessionList' });
+
+export const fileListResponse = z
+  .object({
+    path: z.string().describe('the directory, resolved'),
+    entries: z.array(
+      z.object({
+        name: z.string(),
+        is_dir: z.boolean(),
+        size: count.nullable().describe('null for a directory'),
+        modified_at: epochMs,
+      }),
+    ),
+  })
+  .meta({ id: 'FileList', description: 'directories first, then files, each by name' });
+
+export type ProcessInfo = z.output<typeof processInfoResponse>;
+export type OutputPage = z.output<typeof outputPageResponse>;
+export type OutputEvent = z.output<typeof outputEventData>;
+export type RunFrame = z.output<typeof runFrameData>;
+export type TruncatedEvent = z.output<typeof truncatedEventData>;
+export type DaemonInfo = z.output<typeof infoResponse>;
+export type PtyCreated = z.output<typeof ptyCreatedResponse>;
+export type PtySessionInfo = z.output<typeof ptySessionResponse>;
+export type ErrorBody = z.output<typeof errorResponse>;
+export type FileList = z.output<typeof fileListResponse>;

@@ -1,0 +1,61 @@
+import type { Command } from 'commander';
+import type { ProcessInfo } from '../client/index.ts';
+import { signalName } from '../core/signals.ts';
+import { type ConnectionOptions, example, run, withConnection } from './connection.ts';
+
+export function psCommand(program: Command): void {
+  withConnection(program.command('ps'))
+    .description('list the processes the daemon has started, running and finished')
+    .option('--json', "print the list as JSON (the daemon's ProcessInfo objects)")
+    .addHelpText(
+      'after',
+      example('sandboxd ps', 'sandboxd ps --json | jq \'.[] | select(.status == "running") | .pid\''),
+    )
+    .action((options: ConnectionOptions & { json?: boolean }) =>
+      run(options, async (client) => {
+        const processes = await client.list();
+        process.stdout.write(options.json ? `${JSON.stringify(processes, null, 2)}\n` : table(processes));
+        return 0;
+      }),
+    );
+}
+
+function table(processes: ProcessInfo[]): string {
+  const now = Date.now();
+  const rows = [
+    ['PID', 'NAME', 'STATUS', 'EXIT', 'AGE', 'COMMAND'],
+    ...processes.map((p) => [
+      String(p.pid),
+      p.name ?? '-',
+      p.status,
+      p.status === 'exited' ? String(p.exit_code) : p.status === 'signaled' ? signalName(p.signal ?? 0) : '-',
+      age(now - p.started_at),
+      [p.command, ...p.args].map(quote).join(' '),
+    ]),
+  ];
+  const widths =
+    rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] as string).length))) ?? [];
+  const width = process.stdout.isTTY ? process.stdout.columns : Infinity;
+  return rows
+    .map((row) =>
+      row
+        .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] as number)))
+        .join('  ')
+        .slice(0, width),
+    )
+    .join('\n')
+    .concat('\n');
+}
+
+function age(ms: number): string {
+  const seconds = Math.max(0, Math.floor(ms / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86_400)}d`;
+}
+
+/** As a shell would need it typed, when it is not plain. */
+function quote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
