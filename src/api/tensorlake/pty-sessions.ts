@@ -19,7 +19,8 @@ export interface SessionClient {
 
 /** A terminal session: a process in a pty, with the token that lets a client attach to it. */
 export class PtySession {
-  readonly id = randomBytes(12).toString('base64url');
+  // Hex: an id that began with '-' would read as an option on a command line (sandboxd attach ID).
+  readonly id = randomBytes(8).toString('hex');
   // URL-safe, since clients put it in a query string as it is.
   readonly token = randomBytes(24).toString('base64url');
   readonly createdAt = Date.now();
