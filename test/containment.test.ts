@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, rmdirSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { Signal } from '../src/gen/process/process_pb.ts';
 import { restClient } from './helpers/api.ts';
@@ -35,7 +37,7 @@ const modes: Mode[] = [
   {
     name: 'auto: cgroup v2 where it can',
     args: [],
-    line: /descendants tracked by cgroup v2 at (\S+\/sandboxd-\d+);/,
+    line: /descendants tracked by cgroup v2 at (\S+\/sandboxd-\d+-\d+);/,
     findsSessionOrphans: true,
     skip: !isRoot ? 'needs root' : !hasV2 ? 'no cgroup v2 hierarchy here' : false,
   },
@@ -52,7 +54,7 @@ const modes: Mode[] = [
       'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"',
       'sh',
     ],
-    line: /descendants tracked by cgroup v2 at (\/sys\/fs\/cgroup\/sandboxd-\d+);/,
+    line: /descendants tracked by cgroup v2 at (\/sys\/fs\/cgroup\/sandboxd-\d+-\d+);/,
     outside: (path) => path.replace('/sys/fs/cgroup/', '/sys/fs/cgroup/unified/'),
     findsSessionOrphans: true,
     skip: !isRoot
@@ -64,7 +66,7 @@ const modes: Mode[] = [
   {
     name: 'cgroup v1 freezer',
     args: ['--containment', 'cgroup1'],
-    line: /descendants tracked by cgroup v1 freezer at (\S+\/sandboxd-\d+);/,
+    line: /descendants tracked by cgroup v1 freezer at (\S+\/sandboxd-\d+-\d+);/,
     findsSessionOrphans: true,
     skip: !isRoot ? 'needs root' : !hasFreezer ? 'no cgroup v1 freezer mounted here' : false,
   },
@@ -213,6 +215,37 @@ for (const mode of modes) {
     });
   });
 }
+
+test('a daemon removes the empty cgroups a killed daemon of its namespace left, and nothing that has members', {
+  skip: !isRoot ? 'needs root' : !hybrid ? 'written for the hybrid layout here' : false,
+}, async () => {
+  const namespace = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
+  // A pid that ran and is gone: the "killed daemon".
+  const gone = spawn('true');
+  await once(gone, 'exit');
+  const stale = `/sys/fs/cgroup/unified/sandboxd-${namespace}-${gone.pid}`;
+  const other = `/sys/fs/cgroup/unified/sandboxd-1-${gone.pid}`; // another namespace's
+  const busy = `/sys/fs/cgroup/unified/sandboxd-${namespace}-${(gone.pid as number) + 1_000_000}`;
+  for (const directory of [`${stale}/1`, `${stale}/2`, `${other}/1`, `${busy}/1`]) {
+    mkdirSync(directory, { recursive: true });
+  }
+  // Something a killed daemon left running stays where it is.
+  const survivor = spawn('sleep', ['1000'], { stdio: 'ignore' });
+  writeFileSync(`${busy}/1/cgroup.procs`, String(survivor.pid));
+  let daemon: TestDaemon | undefined;
+  try {
+    daemon = await startDaemon();
+    assert.equal(existsSync(stale), false, 'the stale cgroups are gone');
+    assert.equal(existsSync(`${other}/1`), true, "another namespace's are left");
+    assert.equal(existsSync(`${busy}/1`), true, 'one with members is left');
+    assert.equal(isAlive(survivor.pid as number), true);
+  } finally {
+    await daemon?.stop();
+    survivor.kill('SIGKILL');
+    await once(survivor, 'exit');
+    for (const directory of [`${other}/1`, other, `${busy}/1`, busy]) rmdirSync(directory);
+  }
+});
 
 /** How many per-process cgroups the daemon's directory holds. */
 function cells(directory: string): number {

@@ -1,5 +1,15 @@
 import { writeSync } from 'node:fs';
-import { access, type FileHandle, mkdir, open, readFile, rmdir, writeFile } from 'node:fs/promises';
+import {
+  access,
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  rmdir,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from '../errors.ts';
@@ -49,8 +59,8 @@ const REMOVAL_DELAYS_MS = [0, 20, 100, 500, 2000];
 const SWEEP_MS = 30_000;
 
 /**
- * One cgroup per process, below one cgroup of the daemon's own (`sandboxd-<pid>` beside the
- * daemon's cgroup). A spawn moves the daemon into the new cgroup for the length of the fork
+ * One cgroup per process, below one cgroup of the daemon's own (`sandboxd-<pid namespace>-<pid>`
+ * beside the daemon's cgroup). A spawn moves the daemon into the new cgroup for the length of the fork
  * and back, so the child starts inside it and no early fork of its can escape. Kill is the
  * cgroup's: every member, whatever session or group it made for itself.
  */
@@ -81,7 +91,9 @@ export class CgroupContainment implements Containment {
     const flavour = kind === 'cgroup2' ? v2 : v1;
     const location = kind === 'cgroup2' ? await cgroup2Location() : await cgroup1Location('freezer');
     if (!location) throw new Error(`no ${flavour.name} hierarchy is mounted for this process`);
-    const base = join(location.ownDirectory, `sandboxd-${process.pid}`);
+    const namespace = /\[(\d+)\]/.exec(await readlink('/proc/self/ns/pid').catch(() => ''))?.[1] ?? '0';
+    await removeStale(location.ownDirectory, namespace);
+    const base = join(location.ownDirectory, `sandboxd-${namespace}-${process.pid}`);
     await mkdir(base);
     let home: FileHandle | undefined;
     try {
@@ -243,6 +255,32 @@ class CgroupCell implements Cell {
     }
     this.owner.forget(this);
     return true;
+  }
+}
+
+/**
+ * What a daemon killed with SIGKILL left: the empty cgroups of daemons of this PID namespace
+ * that no longer run. A cgroup that still has members stays (its processes are not ours to
+ * end), and so does anything of another namespace, whose pids mean nothing here.
+ */
+async function removeStale(parent: string, namespace: string): Promise<void> {
+  const names = await readdir(parent).catch(() => [] as string[]);
+  for (const name of names) {
+    const [, ns, pid] = /^sandboxd-(\d+)-(\d+)$/.exec(name) ?? [];
+    if (ns !== namespace || pid === undefined) continue;
+    const running =
+      Number(pid) !== process.pid &&
+      (await access(`/proc/${pid}`).then(
+        () => true,
+        () => false,
+      ));
+    if (running) continue;
+    const directory = join(parent, name);
+    const cells = await readdir(directory, { withFileTypes: true }).catch(() => []);
+    for (const cell of cells) {
+      if (cell.isDirectory()) await rmdir(join(directory, cell.name)).catch(() => {});
+    }
+    await rmdir(directory).catch(() => {});
   }
 }
 
