@@ -16,7 +16,8 @@ RUN npm run build \
  && chmod +x dist/cli.js
 
 FROM node:24-bookworm-slim
-# tini as PID 1: it reaps the orphans a sandbox's processes leave behind and passes signals on.
+# tini as PID 1: it passes signals on, and reaps whatever the daemon leaves (the daemon itself
+# reaps the orphans of the processes it runs, as their subreaper).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini=0.19.* \
  && rm -rf /var/lib/apt/lists/*

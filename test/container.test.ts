@@ -180,16 +180,17 @@ describe('the container recipe (Dockerfile)', () => {
       );
       assert.equal(client.stdout, '[]\n');
 
-      // An orphan (a background child whose parent exited) ends up with tini, which reaps it.
+      // An orphan (a background child whose parent exited) ends up with the daemon, a subreaper
+      // (nearer than tini), which reaps it.
       const orphaned = await run(
         join(image.dir, 'bin', 'sandboxd'),
         ['exec', '--', 'sh', '-c', 'sleep 1012.5 & echo $!'],
         { env: { ...image.env, SANDBOXD_URL: `http://127.0.0.1:${port}`, SANDBOXD_TOKEN: TOKEN } },
       );
       const orphan = Number(orphaned.stdout);
-      assert.equal(parentOf(await readFile(`/proc/${orphan}/stat`, 'utf8')), tini);
+      assert.equal(parentOf(await readFile(`/proc/${orphan}/stat`, 'utf8')), daemon);
       process.kill(orphan, 'SIGKILL');
-      // Gone, not a zombie: no event tells when tini has reaped it.
+      // Gone, not a zombie: no event tells when the daemon has reaped it.
       await eventually(async () => !(await readFile(`/proc/${orphan}/stat`, 'utf8').catch(() => '')));
 
       // The health check, as Docker runs it, on this port.

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { CONTAINMENT_CHOICES } from '../core/containment/types.ts';
 import { defaultMaxConnections } from '../server/connections.ts';
 import { example } from './connection.ts';
 
@@ -45,6 +46,13 @@ export function serveCommand(program: Command): void {
     )
     .option('--pty-idle-timeout-ms <ms>', 'how long a terminal session may stay unattached', integer, 300_000)
     .option('--no-ui', 'do not serve the web console at /ui')
+    .addOption(
+      new Option('--containment <mode>', 'how descendants are tracked (advanced)')
+        .choices(CONTAINMENT_CHOICES)
+        .default('auto')
+        .env('SANDBOXD_CONTAINMENT')
+        .hideHelp(),
+    )
     .option('--output-memory-bytes <n>', 'newest output kept in memory, per stream', integer, MiB)
     .option(
       '--output-max-bytes <n>',
@@ -76,6 +84,7 @@ export function serveCommand(program: Command): void {
         shutdownGraceMs: options.shutdownGraceMs,
         ptyIdleTimeoutMs: options.ptyIdleTimeoutMs,
         ui: options.ui,
+        containment: options.containment,
         output: {
           memoryBytesPerStream: options.outputMemoryBytes,
           maxBytesPerStream: options.outputMaxBytes,
@@ -97,6 +106,7 @@ export function serveCommand(program: Command): void {
         );
         process.exit(1);
       });
+      console.log(`sandboxd: ${daemon.tracking}`);
       for (const url of daemon.urls) console.log(`sandboxd listening on ${url}`);
       let stopping = false;
       const stop = async (signal: string) => {

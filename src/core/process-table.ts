@@ -3,8 +3,8 @@ import { rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Containment } from './containment/index.ts';
 import { SandboxError } from './errors.ts';
-import { liveSessions } from './live-sessions.ts';
 import type { OutputLogOptions } from './output-log.ts';
 import { type ProcessOptions, type ProcessSpec, SandboxProcess } from './process.ts';
 import type { TerminalSize } from './pty.ts';
@@ -35,6 +35,8 @@ export interface TableOptions {
   /** The environment every process starts from. */
   baseEnv: Record<string, string>;
   accounts: Accounts;
+  /** Where each process and its descendants live, so that a kill reaches all of them. */
+  containment: Containment;
   log: Omit<OutputLogOptions, 'spillDir'>;
   stdin: ProcessOptions['stdin'];
   drainGraceMs: number;
@@ -78,7 +80,7 @@ export class ProcessTable {
     }
     if (this.shuttingDown) {
       // Started while the daemon began to stop: shutdown did not see it.
-      process.kill();
+      void process.kill();
       throw new SandboxError('not_running', 'the daemon is shutting down');
     }
     if (name !== undefined || request.restart) {
@@ -119,11 +121,11 @@ export class ProcessTable {
     return { running, total: this.processes.size };
   }
 
-  /** SIGKILL to the group. A managed process is not restarted after a kill. */
-  kill(process: SandboxProcess): void {
+  /** SIGKILL to the process and every descendant. A managed process is not restarted after a kill. */
+  async kill(process: SandboxProcess): Promise<void> {
     const supervisor = this.supervisors.get(process.spec);
     if (supervisor?.current === process) supervisor.stop();
-    process.kill();
+    await process.kill();
   }
 
   /** Starts a managed process's next incarnation now, killing the current one first. */
@@ -135,25 +137,15 @@ export class ProcessTable {
   }
 
   /**
-   * TERM every process group that still has members (leaders that ended may have left
-   * descendants), KILL them all once the running leaders have exited or the grace is over,
-   * then delete the spill files.
+   * TERM every descendant of every process (leaders that ended may have left some), KILL them
+   * all once the running leaders have exited or the grace is over, then delete the spill files.
    */
   async shutdown(graceMs: number): Promise<void> {
     this.shuttingDown = true;
     for (const supervisor of this.supervisors.values()) supervisor.stop();
     const all = this.list();
-    const signalAll = (signal: number) => {
-      const live = liveSessions();
-      for (const process of all) {
-        try {
-          process.signalGroup(signal, live);
-        } catch (error) {
-          console.error(`sandboxd: cannot signal process group ${process.pid}:`, error);
-        }
-      }
-    };
-    signalAll(15);
+    const { containment } = this.options;
+    await containment.signalAll(15);
     const running = all.filter((p) => p.running);
     const graceOver = new AbortController();
     await Promise.race([
@@ -161,7 +153,7 @@ export class ProcessTable {
       sleep(graceMs, undefined, { signal: graceOver.signal }).catch(() => {}),
     ]);
     graceOver.abort();
-    signalAll(9);
+    await containment.killAll();
     await Promise.all(all.map((p) => p.done));
     await Promise.all(all.map((p) => p.log.release()));
     this.processes.clear();
@@ -199,7 +191,7 @@ export class ProcessTable {
       command: request.command,
       args: request.args ?? [],
       env: { ...this.options.baseEnv, ...userEnv, ...request.env },
-      cwd: request.cwd,
+      cwd: request.cwd ?? (user ? await homeOrRoot(user) : undefined),
       user,
       stdin: request.stdin ?? 'closed',
       stdout: request.stdout ?? 'capture',
@@ -211,13 +203,15 @@ export class ProcessTable {
   }
 
   private async spawn(spec: ProcessSpec): Promise<SandboxProcess> {
-    const { log, stdin, drainGraceMs } = this.options;
+    const { log, stdin, drainGraceMs, containment } = this.options;
     const spillDir = join(this.dataDir, `process-${++this.spawnCount}`);
+    const cell = await containment.cell();
     const diskUse = (delta: number) => this.countSpill(delta);
     const process = await SandboxProcess.spawn(spec, {
       log: { ...log, spillDir, diskUse },
       stdin,
       drainGraceMs,
+      cell,
     });
     // A pid the kernel handed out again replaces the finished process that had it.
     void this.processes.get(process.pid)?.log.release();
@@ -317,9 +311,17 @@ function assertExecArguments({ command, args = [], env = {}, cwd }: StartRequest
 }
 
 async function assertDirectory(path: string): Promise<void> {
-  const isDirectory = await stat(path).then(
+  if (!(await isDirectory(path))) throw new SandboxError('bad_cwd', `cwd '${path}' does not exist`);
+}
+
+function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then(
     (s) => s.isDirectory(),
-    () => false, // Missing or unreadable: reported below.
+    () => false, // Missing or unreadable.
   );
-  if (!isDirectory) throw new SandboxError('bad_cwd', `cwd '${path}' does not exist`);
+}
+
+/** A named user starts in their home, as a login would; in / when it does not exist (nobody's). */
+async function homeOrRoot(user: ResolvedUser): Promise<string> {
+  return user.home !== undefined && (await isDirectory(user.home)) ? user.home : '/';
 }

@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Cell } from './containment/index.ts';
+import { spawnWithGroups } from './credentials.ts';
 import { SandboxError } from './errors.ts';
-import { liveSessions } from './live-sessions.ts';
 import { type LongTimeout, setLongTimeout } from './long-timeout.ts';
 import { OutputLog, type OutputLogOptions, type StreamName } from './output-log.ts';
 import { type ChildExit, Terminal, type TerminalSize } from './pty.ts';
+import { ownChildren } from './reaper.ts';
 import { signalNumber, validateSignal } from './signals.ts';
 import { type StdinOptions, StdinWriter } from './stdin.ts';
 import type { ResolvedUser } from './users.ts';
@@ -36,6 +38,8 @@ export interface ProcessOptions {
   stdin: StdinOptions;
   /** How long output may still drain after the leader exits before the log is closed. */
   drainGraceMs: number;
+  /** Where the process and all its descendants will live. */
+  cell: Cell;
 }
 
 export interface ExitStatus {
@@ -78,11 +82,13 @@ export class SandboxProcess {
     readonly spec: ProcessSpec,
     readonly log: OutputLog,
     private readonly io: ChildIo,
+    private readonly cell: Cell,
     drainGraceMs: number,
   ) {
     this.pid = io.pid;
     this.terminalSize = spec.pty;
     this.exited = io.exited.then(({ code, signal }) => {
+      cell.release();
       this.endedAtMs = Date.now();
       this.deadline?.clear();
       this.exit =
@@ -106,11 +112,23 @@ export class SandboxProcess {
     });
   }
 
-  /** Spawns the command as the leader of a new session and process group. */
+  /**
+   * Spawns the command as the leader of a new session and process group, inside its cell,
+   * as its user.
+   */
   static async spawn(spec: ProcessSpec, options: ProcessOptions): Promise<SandboxProcess> {
+    const { cell } = options;
     const log = new OutputLog(options.log);
-    const io = spec.pty ? await terminalIo(spec, spec.pty, log) : await pipeIo(spec, log, options.stdin);
-    return new SandboxProcess(spec, log, io, options.drainGraceMs);
+    let io: ChildIo;
+    try {
+      io = spec.pty
+        ? await terminalIo(spec, spec.pty, log, cell)
+        : await pipeIo(spec, log, options.stdin, cell);
+    } catch (error) {
+      cell.release();
+      throw error;
+    }
+    return new SandboxProcess(spec, log, io, cell, options.drainGraceMs);
   }
 
   get status(): ProcessStatus {
@@ -184,18 +202,17 @@ export class SandboxProcess {
     }
   }
 
-  /** SIGKILL to the whole group (see signalGroup). */
-  kill(): void {
-    this.signalGroup(9);
+  /**
+   * SIGKILL to the leader and every descendant, whatever session or group it made for
+   * itself, also after the leader has ended. Resolves once sent; never throws.
+   */
+  kill(): Promise<void> {
+    return this.cell.kill();
   }
 
-  /**
-   * A signal to the whole group, also after the leader has ended, for descendants it left
-   * behind in its group (`live`, when given, saves a scan of /proc); a group with no members
-   * left is no error.
-   */
-  signalGroup(signal: number, live?: ReadonlySet<number>): void {
-    if (!this.running && !(live ?? liveSessions()).has(this.pid)) return;
+  /** A signal to the leader's process group while the leader runs; a group with no members left is no error. */
+  signalGroup(signal: number): void {
+    if (!this.running) return;
     try {
       process.kill(-this.pid, signal);
     } catch (error) {
@@ -210,15 +227,11 @@ export class SandboxProcess {
     this.deadline = setLongTimeout(() => this.expire(), ms);
   }
 
-  /** The deadline has passed: kills the group and marks the process as timed out. */
+  /** The deadline has passed: kills the process and its descendants, and marks it as timed out. */
   expire(): void {
     if (!this.running) return;
     this.timedOut = true;
-    try {
-      this.kill();
-    } catch (error) {
-      console.error(`sandboxd: cannot kill process group ${this.pid} at its deadline:`, error);
-    }
+    void this.kill();
   }
 
   private pipe(): StdinWriter {
@@ -235,23 +248,39 @@ export class SandboxProcess {
   }
 }
 
-async function pipeIo(spec: ProcessSpec, log: OutputLog, stdinOptions: StdinOptions): Promise<ChildIo> {
+async function pipeIo(
+  spec: ProcessSpec,
+  log: OutputLog,
+  stdinOptions: StdinOptions,
+  cell: Cell,
+): Promise<ChildIo> {
   let child: ChildProcess;
   try {
-    child = spawn(spec.command, spec.args, {
-      cwd: spec.cwd,
-      env: spec.env,
-      detached: true,
-      stdio: [
-        spec.stdin === 'pipe' ? 'pipe' : 'ignore',
-        spec.stdout === 'capture' ? 'pipe' : 'ignore',
-        spec.stderr === 'capture' ? 'pipe' : 'ignore',
-      ],
-      ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
-    });
+    child = cell.enter(() =>
+      spawnWithGroups(spec.user, () =>
+        spawn(spec.command, spec.args, {
+          cwd: spec.cwd,
+          env: spec.env,
+          detached: true,
+          stdio: [
+            spec.stdin === 'pipe' ? 'pipe' : 'ignore',
+            spec.stdout === 'capture' ? 'pipe' : 'ignore',
+            spec.stderr === 'capture' ? 'pipe' : 'ignore',
+          ],
+          ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
+        }),
+      ),
+    );
   } catch (error) {
+    if (error instanceof SandboxError) throw error;
     // Refused before any fork (bad arguments, no resources): no process exists.
     throw spawnError(spec, error as NodeJS.ErrnoException);
+  }
+  // In the same synchronous step as the fork, before the reaper can look.
+  const pid = child.pid;
+  if (pid !== undefined) {
+    ownChildren.add(pid);
+    cell.adopt(pid);
   }
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
@@ -279,9 +308,10 @@ async function pipeIo(spec: ProcessSpec, log: OutputLog, stdinOptions: StdinOpti
   return {
     pid: child.pid as number,
     exited: new Promise((resolve) => {
-      child.once('exit', (code, signal) =>
-        resolve({ code, signal: signal === null ? null : signalNumber(signal) }),
-      );
+      child.once('exit', (code, signal) => {
+        ownChildren.delete(child.pid as number);
+        resolve({ code, signal: signal === null ? null : signalNumber(signal) });
+      });
     }),
     drained: Promise.all(closed).then(() => {}),
     stdin: child.stdin ? new StdinWriter(child.stdin, stdinOptions) : null,
@@ -293,8 +323,18 @@ async function pipeIo(spec: ProcessSpec, log: OutputLog, stdinOptions: StdinOpti
   };
 }
 
-async function terminalIo(spec: ProcessSpec, size: TerminalSize, log: OutputLog): Promise<ChildIo> {
-  const terminal = await Terminal.start(spec, size, log);
+async function terminalIo(
+  spec: ProcessSpec,
+  size: TerminalSize,
+  log: OutputLog,
+  cell: Cell,
+): Promise<ChildIo> {
+  const terminal = await Terminal.start(spec, size, log, (fork) =>
+    cell.enter(() => spawnWithGroups(spec.user, fork)),
+  );
+  ownChildren.add(terminal.pid);
+  cell.adopt(terminal.pid);
+  void terminal.exited.then(() => ownChildren.delete(terminal.pid));
   return {
     pid: terminal.pid,
     exited: terminal.exited,

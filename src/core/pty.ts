@@ -10,6 +10,8 @@ export interface TerminalSize {
   rows: number;
 }
 
+type ForkAround = (fork: () => IPty) => IPty;
+
 export interface ChildExit {
   code: number | null;
   signal: number | null;
@@ -26,8 +28,8 @@ export class Terminal {
   private readonly pty: IPty;
   private closed = false;
 
-  private constructor(spec: ProcessSpec, size: TerminalSize, log: OutputLog) {
-    this.pty = forkTerminal(spec, size);
+  private constructor(spec: ProcessSpec, size: TerminalSize, log: OutputLog, around: ForkAround) {
+    this.pty = around(() => forkTerminal(spec, size));
     this.pid = this.pty.pid;
     // When the last holder of the terminal's slave side closes it, Linux answers reads of the
     // master with EIO and discards what the child printed last but was not read yet. Holding
@@ -53,11 +55,17 @@ export class Terminal {
     });
   }
 
-  static async start(spec: ProcessSpec, size: TerminalSize, log: OutputLog): Promise<Terminal> {
+  /** `around` runs the (synchronous) fork: in the process's cell, as its user. */
+  static async start(
+    spec: ProcessSpec,
+    size: TerminalSize,
+    log: OutputLog,
+    around: ForkAround = (fork) => fork(),
+  ): Promise<Terminal> {
     if (!(await isExecutable(spec.command, spec.env.PATH))) {
       throw new SandboxError('spawn_failed', `cannot start '${spec.command}': command not found`);
     }
-    return new Terminal(spec, size, log);
+    return new Terminal(spec, size, log, around);
   }
 
   write(data: Buffer): void {

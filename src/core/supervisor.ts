@@ -95,7 +95,7 @@ export class Supervisor {
     this.timer = undefined;
     this.stopped = false;
     const old = this.incarnation;
-    old.kill();
+    void old.kill();
     await old.exited;
     if (this.stopped) throw stoppedMeanwhile();
     let next: SandboxProcess;
@@ -107,7 +107,7 @@ export class Supervisor {
       throw error;
     }
     if (this.stopped) {
-      next.kill();
+      void next.kill();
       throw stoppedMeanwhile();
     }
     this.incarnation = next;
@@ -133,7 +133,7 @@ export class Supervisor {
         this.spawn(this.spec).then(
           (next) => {
             if (this.stopped || this.restarting) {
-              next.kill();
+              void next.kill();
               return;
             }
             this.incarnation = next;

@@ -9,6 +9,8 @@ export interface ResolvedUser {
   /** From the password database, when the user is listed there. */
   name?: string;
   home?: string;
+  /** The groups the process gets: gid and, for a listed user, every group naming it (initgroups). */
+  groups: number[];
 }
 
 export interface Account {
@@ -24,6 +26,8 @@ interface Database {
   byName: Map<string, Account>;
   byUid: Map<number, Account>;
   groupNames: Map<number, string>;
+  /** The groups that list each user as a member. */
+  memberships: Map<string, number[]>;
 }
 
 export interface AccountFiles {
@@ -58,6 +62,11 @@ export class Accounts {
     return (await this.byUid(uid))?.name ?? String(uid);
   }
 
+  /** The groups that list the user as a member, as initgroups(3) finds them. */
+  async memberships(name: string): Promise<number[]> {
+    return (await this.database()).memberships.get(name) ?? [];
+  }
+
   /** The group's name, or the number when the database has none. */
   async groupName(gid: number): Promise<string> {
     return (await this.database()).groupNames.get(gid) ?? String(gid);
@@ -89,10 +98,14 @@ export class Accounts {
       if (!byUid.has(account.uid)) byUid.set(account.uid, account);
     }
     const groupNames = new Map<number, string>();
-    for (const [name = '', , gid] of records(group, 3)) {
+    const memberships = new Map<string, number[]>();
+    for (const [name = '', , gid, members = ''] of records(group, 3)) {
       if (!groupNames.has(Number(gid))) groupNames.set(Number(gid), name);
+      for (const member of members.split(',')) {
+        if (member !== '') memberships.set(member, [...(memberships.get(member) ?? []), Number(gid)]);
+      }
     }
-    return { stamp, byName, byUid, groupNames };
+    return { stamp, byName, byUid, groupNames, memberships };
   }
 
   private async stamp(): Promise<string> {
@@ -138,7 +151,9 @@ export async function resolveUser(accounts: Accounts, spec: UserSpec): Promise<R
   }
   const uid = wanted.uid ?? (account as Account).uid;
   const gid = wanted.gid ?? account?.gid ?? uid;
-  return { uid, gid, ...(account ? { name: account.name, home: account.home } : {}) };
+  const supplementary = account ? await accounts.memberships(account.name) : [];
+  const groups = [...new Set([gid, ...supplementary])];
+  return { uid, gid, groups, ...(account ? { name: account.name, home: account.home } : {}) };
 }
 
 function parseUserString(text: string): { name?: string; uid?: number; gid?: number } {

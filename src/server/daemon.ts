@@ -2,7 +2,9 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { envdDialect } from '../api/envd/index.ts';
 import { tensorlakeDialect } from '../api/tensorlake/index.ts';
+import { type ContainmentChoice, openContainment } from '../core/containment/index.ts';
 import { ProcessTable } from '../core/process-table.ts';
+import { Reaper } from '../core/reaper.ts';
 import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
 import { consoleUi } from '../ui/index.ts';
@@ -23,6 +25,8 @@ export interface DaemonConfig {
   ptyIdleTimeoutMs: number;
   /** Serve the web console at /ui. */
   ui: boolean;
+  /** How descendants are tracked (default: the best this machine allows). */
+  containment?: ContainmentChoice;
   output: {
     /** Newest output kept in memory, per stream. */
     memoryBytesPerStream: number;
@@ -43,6 +47,8 @@ export interface DaemonConfig {
 export interface Daemon {
   /** One per port, in the order of `ports`. */
   urls: string[];
+  /** How descendants are tracked and orphans reaped, for the start-up line. */
+  tracking: string;
   stop(): Promise<void>;
 }
 
@@ -62,10 +68,13 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   const startedAt = Date.now();
   const baseEnv = baseEnvironment();
   const accounts = new Accounts();
+  const reaper = Reaper.start();
+  const containment = await openContainment(config.containment ?? 'auto');
   const table = new ProcessTable({
     dataDir: config.dataDir,
     baseEnv,
     accounts,
+    containment,
     log: { ...config.output, maxLineBytes: MiB },
     stdin: { maxQueuedBytes: 8 * MiB, writeTimeoutMs: 30_000 },
     drainGraceMs: config.drainGraceMs,
@@ -110,7 +119,10 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   const onUpgrade = createUpgradeListener(dialects);
   const servers = await Promise.all(
     config.ports.map((port) => listen(listener, onUpgrade, config.host, port)),
-  );
+  ).catch(async (error) => {
+    await containment.close();
+    throw error;
+  });
   guardConnections(servers, config.connections);
   answerClientErrors(servers, dialects);
   const urls = servers.map((server) => {
@@ -118,8 +130,13 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   });
 
+  const orphans =
+    reaper.status.role === 'none'
+      ? `not reaped (${reaper.status.problem})`
+      : `reaped (${reaper.status.role})`;
   return {
     urls,
+    tracking: `descendants tracked by ${containment.description}; orphans ${orphans}`,
     async stop() {
       for (const server of servers) {
         server.close();
@@ -127,6 +144,8 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       }
       files.close();
       await table.shutdown(config.shutdownGraceMs);
+      await containment.close();
+      reaper.stop();
       for (const server of servers) server.closeAllConnections();
     },
   };

@@ -25,7 +25,9 @@ export interface TestDaemon {
 /**
  * Starts the real daemon (the CLI, through tsx) on a free loopback port; `built` runs the
  * compiled CLI from dist/ instead, as `npm start` does (run `npm run build` first); `user`
- * runs it as another user; `nodeArgs` go to node (a profiler, say).
+ * runs it as another user; `nodeArgs` go to node (a profiler, say); `wrap` is a command line
+ * that the daemon's is appended to (a namespace, say), which must exec it so that the child
+ * is the daemon.
  */
 export async function startDaemon(
   args: string[] = [],
@@ -34,10 +36,12 @@ export async function startDaemon(
     built = false,
     user,
     nodeArgs = [],
-  }: { built?: boolean; user?: { uid: number; gid: number }; nodeArgs?: string[] } = {},
+    wrap = [],
+  }: { built?: boolean; user?: { uid: number; gid: number }; nodeArgs?: string[]; wrap?: string[] } = {},
 ): Promise<TestDaemon> {
   const cli = [...nodeArgs, ...(built ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'])];
-  const child = spawn(process.execPath, [...cli, 'serve', '--port', '0', ...args], {
+  const command = [...wrap, process.execPath, ...cli, 'serve', '--port', '0', ...args];
+  const child = spawn(command[0] as string, command.slice(1), {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -57,7 +57,7 @@ export function envdDialect({ table, files, baseEnv, readMaxBytes, watcherIdleMs
   const rpc = rpcHandler(
     (router: ConnectRouter) => {
       router.service(Process, {
-        start: start(table),
+        start: start(table, files),
         connect: connect(table),
         list: list(table),
         sendInput: sendInput(table),

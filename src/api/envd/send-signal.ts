@@ -4,12 +4,12 @@ import { type SendSignalRequest, Signal } from '../../gen/process/process_pb.ts'
 import { translated } from './errors.ts';
 import { selectProcess } from './selector.ts';
 
-/** SendSignal: SIGTERM or SIGKILL, to the whole process group. */
+/** SendSignal: SIGTERM to the whole process group, or SIGKILL to every descendant. */
 export function sendSignal(table: ProcessTable) {
   return async (request: SendSignalRequest) => {
     const process = selectProcess(table, request.process);
     if (!process.running) throw new ConnectError(`process with pid ${process.pid} not found`, Code.NotFound);
-    if (request.signal === Signal.SIGKILL) table.kill(process);
+    if (request.signal === Signal.SIGKILL) await table.kill(process);
     else if (request.signal === Signal.SIGTERM) await translated(() => process.sendSignal(15));
     else
       throw new ConnectError(

@@ -1,19 +1,24 @@
 import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
+import { SandboxError } from '../../core/errors.ts';
 import type { ProcessTable } from '../../core/process-table.ts';
+import type { FileSystem } from '../../files/file-system.ts';
 import type { StartRequest } from '../../gen/process/process_pb.ts';
 import { translated } from './errors.ts';
 import { processEvents } from './events.ts';
+import { basicUserName } from './filesystem/user.ts';
 import { toCoreStart } from './start-request.ts';
 
 /**
  * Start: spawn, then stream start, output and end. `Connect-Timeout-Ms` is the command's
- * lifetime: at the deadline the process group is killed. A client that merely disconnects
- * leaves the process running.
+ * lifetime: at the deadline the process and its descendants are killed. A client that merely disconnects
+ * leaves the process running. A user named in `Authorization: Basic` runs it, from their home.
  */
-export function start(table: ProcessTable) {
+export function start(table: ProcessTable, files: FileSystem) {
   return async function* (request: StartRequest, context: HandlerContext) {
     if (!request.process?.cmd) throw new ConnectError('process.cmd is required', Code.InvalidArgument);
-    const process = await translated(() => table.start(toCoreStart(request)));
+    const name = basicUserName(context);
+    const user = name === undefined ? undefined : await files.user(name).catch(invalidUsername(name));
+    const process = await translated(() => table.start(toCoreStart(request, user)));
     const lifetimeMs = context.timeoutMs();
     if (lifetimeMs !== undefined) process.setDeadline(lifetimeMs);
     // The stream's own deadline may pass a moment before the process's: what the stream
@@ -32,5 +37,13 @@ export function start(table: ProcessTable) {
   };
 }
 
+/** envd's answer to a name with no account. */
+function invalidUsername(name: string) {
+  return (error: unknown): never => {
+    if (error instanceof SandboxError && error.kind === 'invalid_user')
+      throw new ConnectError(`invalid username: '${name}'`, Code.Unauthenticated);
+    throw error;
+  };
+}
 const isDeadline = (reason: unknown) =>
   reason instanceof ConnectError && reason.code === Code.DeadlineExceeded;

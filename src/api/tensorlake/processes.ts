@@ -28,8 +28,8 @@ export function processRoutes(table: ProcessTable, limits: Limits) {
       sendJson(context.res, 200, processInfo(table, lookup(context)));
     },
 
-    kill(context: RouteContext) {
-      table.kill(lookup(context));
+    async kill(context: RouteContext) {
+      await table.kill(lookup(context));
       sendNoContent(context.res);
     },
 

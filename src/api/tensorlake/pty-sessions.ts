@@ -79,7 +79,7 @@ export class PtySessions {
     if (session.clients.size === 0 && this.sessions.get(session.id) === session) this.detached(session);
   }
 
-  /** SIGHUP to the session's process group, SIGKILL after the grace; its clients are told. */
+  /** SIGHUP to the session's process group, SIGKILL to all its descendants after the grace; its clients are told. */
   delete(session: PtySession): void {
     this.sessions.delete(session.id);
     clearTimeout(session.idleTimer);
@@ -96,7 +96,7 @@ export class PtySessions {
       }
     };
     signal(1);
-    const kill = setTimeout(() => signal(9), this.options.killGraceMs).unref();
+    const kill = setTimeout(() => void process.kill(), this.options.killGraceMs).unref();
     void process.exited.then(() => clearTimeout(kill));
   }
 

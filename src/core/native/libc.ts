@@ -1,0 +1,80 @@
+import koffi from 'koffi';
+
+/**
+ * The few C library calls Node does not offer, through koffi (prebuilt binaries in npm
+ * packages, no compiler at install). Loaded once; absent when koffi cannot load on this
+ * platform, and every caller then does without.
+ */
+export interface Libc {
+  /** prctl(2) with one argument. */
+  prctl(option: number, argument: number): number;
+  /** waitid(2) with a siginfo_t buffer. */
+  waitid(idType: number, id: number, info: Buffer, options: number): number;
+  /** waitpid(2), discarding the status. */
+  waitpid(pid: number, options: number): number;
+  /** A raw system call on the calling thread only (glibc's wrappers of some apply to every thread). */
+  syscall(name: SyscallName, ...args: (number | Buffer)[]): number;
+  /** errno after the last call that failed. */
+  errno(): number;
+}
+
+export type SyscallName = 'setgroups' | 'setresgid' | 'capget' | 'capset';
+
+// The generic table (arm64) and x86-64's own.
+const SYSCALLS: Partial<Record<NodeJS.Architecture, Record<SyscallName, number>>> = {
+  x64: { setgroups: 116, setresgid: 119, capget: 125, capset: 126 },
+  arm64: { setgroups: 159, setresgid: 149, capget: 90, capset: 91 },
+};
+
+export const PR_SET_CHILD_SUBREAPER = 36;
+export const P_ALL = 0;
+export const WNOHANG = 1;
+export const WEXITED = 4;
+export const WNOWAIT = 0x01000000;
+export const ECHILD = 10;
+export const EINTR = 4;
+
+let loaded: { libc: Libc | undefined; problem?: string } | undefined;
+
+/** The C library, or undefined with the reason it could not be loaded. */
+export function libc(): { libc: Libc | undefined; problem?: string } {
+  loaded ??= load();
+  return loaded;
+}
+
+function load(): { libc: Libc | undefined; problem?: string } {
+  if (process.platform !== 'linux') return { libc: undefined, problem: 'not Linux' };
+  const numbers = SYSCALLS[process.arch];
+  try {
+    // The running program's own symbols, which include the C library's, glibc or musl alike.
+    const self = koffi.load(null);
+    const prctl = self.func(
+      'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
+    );
+    const waitid = self.func('int waitid(int idtype, uint32_t id, void *infop, int options)');
+    const waitpid = self.func('int waitpid(int pid, void *status, int options)');
+    const syscall = self.func('long syscall(long number, ...)');
+    return {
+      libc: {
+        prctl: (option, argument) => prctl(option, argument, 0, 0, 0),
+        waitid: (idType, id, info, options) => waitid(idType, id, info, options),
+        waitpid: (pid, options) => waitpid(pid, null, options),
+        syscall(name, ...args) {
+          if (!numbers) throw new Error(`no system call numbers for ${process.arch}`);
+          const typed = args.flatMap((arg): (string | number | Buffer)[] =>
+            typeof arg === 'number' ? ['long', arg] : ['void *', arg],
+          );
+          return Number(syscall(numbers[name], ...typed));
+        },
+        errno: () => koffi.errno(),
+      },
+    };
+  } catch (error) {
+    return { libc: undefined, problem: (error as Error).message };
+  }
+}
+
+/** Whether raw credential system calls are known for this processor. */
+export function hasCredentialSyscalls(): boolean {
+  return SYSCALLS[process.arch] !== undefined;
+}
