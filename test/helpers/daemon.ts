@@ -66,6 +66,7 @@ export async function startDaemon(
     child.once('exit', (code) =>
       reject(new Error(`daemon exited with ${code} before listening:\n${printed}`)),
     );
+    child.once('error', (error) => reject(new Error(`daemon did not start: ${error.message}`)));
   });
   const tokenIndex = args.indexOf('--token');
   const token = tokenIndex === -1 ? env.SANDBOXD_TOKEN : args[tokenIndex + 1];
