@@ -214,33 +214,34 @@ describe('console: logs', () => {
     'a truncation event shows a marker where the output was dropped',
     () => browser,
     async ({ page }) => {
-      await logIn(page, daemon);
-      const info = await client.start({ command: 'true' });
-      await client.waitForEnd(info.pid);
-      // The daemon does not drop output this small: the stream is scripted, as the daemon sends it.
-      await page.route(`**/api/v1/processes/${info.pid}/output/follow*`, (route) =>
-        route.fulfill({
-          status: 200,
-          contentType: 'text/event-stream',
-          body: [
-            'id: 4\nevent: output\ndata: {"line":"before the gap","timestamp":1,"stream":"stdout"}\n\n',
-            'id: 90\nevent: truncated\ndata: {"truncated_bytes":3145728,"stream":"stderr"}\n\n',
-            'id: 91\nevent: output\ndata: {"line":"after the gap","timestamp":2,"stream":"stderr"}\n\n',
-            'event: eof\ndata: {}\n\n',
-          ].join(''),
-        }),
+      // A daemon that keeps 128 KiB of a stream: 4 MB of output outruns it for sure.
+      const small = await startDaemon(
+        ['--token', TOKEN, '--output-memory-bytes', '16384', '--output-max-bytes', '131072'],
+        shell,
       );
-      await open(page, `#/logs/${info.pid}`);
-      await page.waitForSelector('.follow-state.ended');
-      assert.deepEqual(await logLines(page), [
-        ['stdout', 'before the gap'],
-        [
-          'truncated',
-          "⋯ 3.0 MiB of stderr dropped here: the daemon's log limit was reached before it was read ⋯",
-        ],
-        ['stderr', 'after the gap'],
-      ]);
-      assert.ok(await page.isVisible('.log .line.truncated'));
+      try {
+        const smallClient = restClient(small);
+        const info = await smallClient.start({ command: 'seq', args: ['-f', '%099g', '1', '40000'] });
+        await smallClient.waitForEnd(info.pid);
+        await logIn(page, small);
+        await page.goto(`${small.url}/ui/#/logs/${info.pid}`);
+        await page.waitForSelector('.follow-state.ended');
+        const [marker, ...lines] = await logLines(page);
+        assert.equal(marker?.[0], 'truncated');
+        assert.match(marker?.[1] ?? '', /MiB of stdout dropped here/);
+        assert.ok(await page.isVisible('.log .line.truncated'));
+        // After the marker, whole lines one after another, to the last one.
+        const numbers = lines.map(([kind, text]) => {
+          assert.equal(kind, 'stdout');
+          assert.equal(text.length, 99);
+          return Number(text);
+        });
+        for (let i = 1; i < numbers.length; i++) assert.equal(numbers[i], (numbers[i - 1] as number) + 1);
+        assert.equal(numbers.at(-1), 40000);
+        assert.ok(numbers.length < 40000);
+      } finally {
+        await small.stop();
+      }
     },
   );
 
