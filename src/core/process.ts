@@ -1,13 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CommandPaths } from './command-path.ts';
 import type { Cell } from './containment/index.ts';
 import { spawnWithGroups } from './credentials.ts';
 import { SandboxError } from './errors.ts';
 import { type LongTimeout, setLongTimeout } from './long-timeout.ts';
+import { canSpawnFast, type FastChild, spawnFast } from './native/spawn.ts';
 import { OutputLog, type OutputLogOptions, type StreamName } from './output-log.ts';
 import { type ChildExit, Terminal, type TerminalSize } from './pty.ts';
-import { ownChildren } from './reaper.ts';
+import { ownChildren, reaperRuns, reapFor } from './reaper.ts';
 import { signalNumber, validateSignal } from './signals.ts';
 import { type StdinOptions, StdinWriter } from './stdin.ts';
 import type { ResolvedUser } from './users.ts';
@@ -248,7 +250,69 @@ export class SandboxProcess {
   }
 }
 
+const commandPaths = new CommandPaths();
+
+/**
+ * Pipes to a child started with posix_spawn where it can be (no user to switch to, a reaper
+ * to reap it: see native/spawn.ts), else with Node's spawn.
+ */
 async function pipeIo(
+  spec: ProcessSpec,
+  log: OutputLog,
+  stdinOptions: StdinOptions,
+  cell: Cell,
+): Promise<ChildIo> {
+  if (spec.user === undefined && canSpawnFast() && reaperRuns()) {
+    const io = await fastPipeIo(spec, log, stdinOptions, cell, true);
+    if (io) return io;
+  }
+  return nodePipeIo(spec, log, stdinOptions, cell);
+}
+
+/** A child started with posix_spawn; undefined when Node's spawn must do it (a script without #!). */
+async function fastPipeIo(
+  spec: ProcessSpec,
+  log: OutputLog,
+  stdinOptions: StdinOptions,
+  cell: Cell,
+  mayRetry: boolean,
+): Promise<ChildIo | undefined> {
+  const file = await commandPaths.find(spec.command, spec.env.PATH);
+  if (file === undefined) throw spawnError(spec, Object.assign(new Error('not found'), { code: 'ENOENT' }));
+  let child: FastChild;
+  let exited: Promise<ChildExit> | undefined;
+  try {
+    child = cell.enter(() => {
+      const started = spawnFast({
+        file,
+        args: spec.args,
+        env: spec.env,
+        cwd: spec.cwd,
+        stdin: spec.stdin === 'pipe' ? 'pipe' : 'ignore',
+        stdout: spec.stdout === 'capture' ? 'pipe' : 'ignore',
+        stderr: spec.stderr === 'capture' ? 'pipe' : 'ignore',
+      });
+      // In the same synchronous step as the spawn, before the reaper can look.
+      exited = new Promise((resolve) => reapFor(started.pid, resolve));
+      return started;
+    });
+  } catch (error) {
+    if (error instanceof SandboxError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    // execvp runs a file without #! with /bin/sh; posix_spawn does not: Node's spawn does.
+    if (code === 'ENOEXEC') return undefined;
+    if ((code === 'ENOENT' || code === 'EACCES') && mayRetry) {
+      // The file looked up before may have gone since: look again, once.
+      commandPaths.forget(spec.command, spec.env.PATH);
+      return fastPipeIo(spec, log, stdinOptions, cell, false);
+    }
+    throw spawnError(spec, error as NodeJS.ErrnoException);
+  }
+  cell.adopt(child.pid);
+  return childIo(child.pid, exited as Promise<ChildExit>, child, log, stdinOptions);
+}
+
+async function nodePipeIo(
   spec: ProcessSpec,
   log: OutputLog,
   stdinOptions: StdinOptions,
@@ -287,9 +351,26 @@ async function pipeIo(
     child.once('error', (error: NodeJS.ErrnoException) => reject(spawnError(spec, error)));
   });
   child.on('error', () => {});
+  const exited = new Promise<ChildExit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      ownChildren.delete(child.pid as number);
+      resolve({ code, signal: signal === null ? null : signalNumber(signal) });
+    });
+  });
+  return childIo(child.pid as number, exited, child, log, stdinOptions);
+}
+
+/** Reads a child's output pipes into the log, with backpressure from the log; its stdin, queued. */
+function childIo(
+  pid: number,
+  exited: Promise<ChildExit>,
+  pipes: { stdin: Writable | null; stdout: Readable | null; stderr: Readable | null },
+  log: OutputLog,
+  stdinOptions: StdinOptions,
+): ChildIo {
   const outputs: [StreamName, Readable | null][] = [
-    ['stdout', child.stdout],
-    ['stderr', child.stderr],
+    ['stdout', pipes.stdout],
+    ['stderr', pipes.stderr],
   ];
   const closed: Promise<void>[] = [];
   for (const [stream, readable] of outputs) {
@@ -306,19 +387,14 @@ async function pipeIo(
     closed.push(new Promise((resolve) => readable.once('close', resolve)));
   }
   return {
-    pid: child.pid as number,
-    exited: new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        ownChildren.delete(child.pid as number);
-        resolve({ code, signal: signal === null ? null : signalNumber(signal) });
-      });
-    }),
+    pid,
+    exited,
     drained: Promise.all(closed).then(() => {}),
-    stdin: child.stdin ? new StdinWriter(child.stdin, stdinOptions) : null,
+    stdin: pipes.stdin ? new StdinWriter(pipes.stdin, stdinOptions) : null,
     terminal: null,
     detach() {
       for (const [, readable] of outputs) readable?.destroy();
-      child.stdin?.destroy();
+      pipes.stdin?.destroy();
     },
   };
 }

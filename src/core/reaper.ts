@@ -25,6 +25,30 @@ export const ownChildren = {
   },
 };
 
+/** How a child ended: an exit code, or the signal that ended it. */
+export interface ReapedExit {
+  code: number | null;
+  signal: number | null;
+}
+
+/**
+ * Children the daemon started with posix_spawn, which nobody else waits for: the reaper reaps
+ * each as it exits and hands its status on.
+ */
+const adopted = new Map<number, (exit: ReapedExit) => void>();
+
+/** Gives the reaper a child to reap; registered in the same synchronous step as its spawn. */
+export function reapFor(pid: number, onExit: (exit: ReapedExit) => void): void {
+  adopted.set(pid, onExit);
+}
+
+let running: Reaper | undefined;
+
+/** Whether a reaper runs, so that children started with posix_spawn will be reaped. */
+export function reaperRuns(): boolean {
+  return running !== undefined;
+}
+
 // siginfo_t: three ints, padding to the union on 64-bit, then si_pid first in the union.
 const SI_PID_OFFSET = process.arch === 'x64' || process.arch === 'arm64' ? 16 : 12;
 // A child of ours that is waiting to be reaped hides the zombies behind it from waitid; its
@@ -49,6 +73,7 @@ export interface ReaperStatus {
 export class Reaper {
   private retry: NodeJS.Timeout | undefined;
   private readonly info = Buffer.alloc(128);
+  private readonly waitStatus = Buffer.alloc(4);
   private readonly onChild = () => this.reap();
 
   private constructor(readonly status: ReaperStatus) {}
@@ -68,6 +93,7 @@ export class Reaper {
     }
     const reaper = new Reaper({ role });
     process.on('SIGCHLD', reaper.onChild);
+    running = reaper;
     reaper.reap();
     return reaper;
   }
@@ -75,6 +101,7 @@ export class Reaper {
   stop(): void {
     process.off('SIGCHLD', this.onChild);
     clearTimeout(this.retry);
+    if (running === this) running = undefined;
   }
 
   /** Reaps exited children that are not the daemon's own, without blocking. */
@@ -92,6 +119,13 @@ export class Reaper {
       }
       const pid = this.info.readInt32LE(SI_PID_OFFSET);
       if (pid === 0) return; // Children, but none has exited.
+      const onExit = adopted.get(pid);
+      if (onExit) {
+        adopted.delete(pid);
+        c.waitpidStatus(pid, this.waitStatus, WNOHANG);
+        onExit(decodeStatus(this.waitStatus.readInt32LE(0)));
+        continue;
+      }
       if (ownChildren.pids.has(pid)) {
         this.later();
         return;
@@ -108,4 +142,10 @@ export class Reaper {
       this.reap();
     }, RETRY_MS).unref();
   }
+}
+
+/** A wait status as an exit code or a signal (the W* macros of <sys/wait.h>). */
+function decodeStatus(status: number): ReapedExit {
+  const signal = status & 0x7f;
+  return signal === 0 ? { code: (status >> 8) & 0xff, signal: null } : { code: null, signal };
 }

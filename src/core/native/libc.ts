@@ -12,6 +12,8 @@ export interface Libc {
   waitid(idType: number, id: number, info: Buffer, options: number): number;
   /** waitpid(2), discarding the status. */
   waitpid(pid: number, options: number): number;
+  /** waitpid(2) into a 4-byte buffer for the status. */
+  waitpidStatus(pid: number, status: Buffer, options: number): number;
   /** A raw system call on the calling thread only (glibc's wrappers of some apply to every thread). */
   syscall(name: SyscallName, ...args: (number | Buffer)[]): number;
   /** errno after the last call that failed. */
@@ -59,6 +61,7 @@ function load(): { libc: Libc | undefined; problem?: string } {
         prctl: (option, argument) => prctl(option, argument, 0, 0, 0),
         waitid: (idType, id, info, options) => waitid(idType, id, info, options),
         waitpid: (pid, options) => waitpid(pid, null, options),
+        waitpidStatus: (pid, status, options) => waitpid(pid, status, options),
         syscall(name, ...args) {
           if (!numbers) throw new Error(`no system call numbers for ${process.arch}`);
           const typed = args.flatMap((arg): (string | number | Buffer)[] =>
