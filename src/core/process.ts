@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CommandPaths } from './command-path.ts';
@@ -254,7 +254,9 @@ const commandPaths = new CommandPaths();
 
 /**
  * Pipes to a child started with posix_spawn where it can be (no user to switch to, a reaper
- * to reap it: see native/spawn.ts), else with Node's spawn.
+ * to reap it: see native/spawn.ts), else with Node's spawn, which also has the last word on
+ * anything posix_spawn refuses (a file it cannot find or run, a script without #!), so that
+ * errors read as they always did.
  */
 async function pipeIo(
   spec: ProcessSpec,
@@ -262,84 +264,52 @@ async function pipeIo(
   stdinOptions: StdinOptions,
   cell: Cell,
 ): Promise<ChildIo> {
-  if (spec.user === undefined && canSpawnFast() && reaperRuns()) {
-    const io = await fastPipeIo(spec, log, stdinOptions, cell, true);
-    if (io) return io;
-  }
-  return nodePipeIo(spec, log, stdinOptions, cell);
-}
-
-/** A child started with posix_spawn; undefined when Node's spawn must do it (a script without #!). */
-async function fastPipeIo(
-  spec: ProcessSpec,
-  log: OutputLog,
-  stdinOptions: StdinOptions,
-  cell: Cell,
-  mayRetry: boolean,
-): Promise<ChildIo | undefined> {
-  const file = await commandPaths.find(spec.command, spec.env.PATH);
-  if (file === undefined) throw spawnError(spec, Object.assign(new Error('not found'), { code: 'ENOENT' }));
-  let child: FastChild;
-  let exited: Promise<ChildExit> | undefined;
+  const fast = spec.user === undefined && canSpawnFast() && reaperRuns();
+  const file = fast
+    ? spec.command.includes('/')
+      ? spec.command
+      : await commandPaths.find(spec.command, spec.env.PATH)
+    : undefined;
+  const stdio = {
+    stdin: spec.stdin === 'pipe' ? 'pipe' : 'ignore',
+    stdout: spec.stdout === 'capture' ? 'pipe' : 'ignore',
+    stderr: spec.stderr === 'capture' ? 'pipe' : 'ignore',
+  } as const;
+  let started: { child: FastChild; exited: Promise<ChildExit> } | ChildProcess;
   try {
-    child = cell.enter(() => {
-      const started = spawnFast({
-        file,
-        args: spec.args,
-        env: spec.env,
-        cwd: spec.cwd,
-        stdin: spec.stdin === 'pipe' ? 'pipe' : 'ignore',
-        stdout: spec.stdout === 'capture' ? 'pipe' : 'ignore',
-        stderr: spec.stderr === 'capture' ? 'pipe' : 'ignore',
-      });
-      // In the same synchronous step as the spawn, before the reaper can look.
-      exited = new Promise((resolve) => reapFor(started.pid, resolve));
-      return started;
-    });
-  } catch (error) {
-    if (error instanceof SandboxError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    // execvp runs a file without #! with /bin/sh; posix_spawn does not: Node's spawn does.
-    if (code === 'ENOEXEC') return undefined;
-    if ((code === 'ENOENT' || code === 'EACCES') && mayRetry) {
-      // The file looked up before may have gone since: look again, once.
-      commandPaths.forget(spec.command, spec.env.PATH);
-      return fastPipeIo(spec, log, stdinOptions, cell, false);
-    }
-    throw spawnError(spec, error as NodeJS.ErrnoException);
-  }
-  cell.adopt(child.pid);
-  return childIo(child.pid, exited as Promise<ChildExit>, child, log, stdinOptions);
-}
-
-async function nodePipeIo(
-  spec: ProcessSpec,
-  log: OutputLog,
-  stdinOptions: StdinOptions,
-  cell: Cell,
-): Promise<ChildIo> {
-  let child: ChildProcess;
-  try {
-    child = cell.enter(() =>
-      spawnWithGroups(spec.user, () =>
+    started = cell.enter(() => {
+      if (file !== undefined) {
+        try {
+          const child = spawnFast({ file, args: spec.args, env: spec.env, cwd: spec.cwd, ...stdio });
+          // In the same synchronous step as the spawn, before the reaper can look.
+          const exited = new Promise<ChildExit>((resolve) => reapFor(child.pid, resolve));
+          return { child, exited };
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          if (code !== 'ENOENT' && code !== 'EACCES' && code !== 'ENOEXEC') throw error;
+          commandPaths.forget(spec.command, spec.env.PATH);
+        }
+      }
+      return spawnWithGroups(spec.user, () =>
         spawn(spec.command, spec.args, {
           cwd: spec.cwd,
           env: spec.env,
           detached: true,
-          stdio: [
-            spec.stdin === 'pipe' ? 'pipe' : 'ignore',
-            spec.stdout === 'capture' ? 'pipe' : 'ignore',
-            spec.stderr === 'capture' ? 'pipe' : 'ignore',
-          ],
+          stdio: [stdio.stdin, stdio.stdout, stdio.stderr],
           ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
         }),
-      ),
-    );
+      );
+    });
   } catch (error) {
     if (error instanceof SandboxError) throw error;
     // Refused before any fork (bad arguments, no resources): no process exists.
     throw spawnError(spec, error as NodeJS.ErrnoException);
   }
+  if (!(started instanceof ChildProcess)) {
+    cell.adopt(started.child.pid);
+    return childIo(started.child.pid, started.exited, started.child, log, stdinOptions);
+  }
+  const child = started;
   // In the same synchronous step as the fork, before the reaper can look.
   const pid = child.pid;
   if (pid !== undefined) {
