@@ -114,6 +114,9 @@ function holdIdle(): void {
     const socket = connect(Number(port), hostname);
     idle.add(socket);
     socket.on('error', () => {});
+    // Read, so that the daemon's 408 and close after its header timeout reach us: the
+    // connection is then opened again.
+    socket.resume();
     socket.once('close', () => {
       idle.delete(socket);
       if (running()) setImmediate(holdIdle);
