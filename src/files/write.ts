@@ -44,11 +44,7 @@ export async function writeAtomically(
   source: Readable,
   { owner, metadata, ownWrites }: WriteOptions = {},
 ): Promise<WriteResult> {
-  const path = await throughSymlink(requested);
-  const existing = await lstat(path).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw fileError(error, path);
-  });
+  const { path, existing } = await target(requested);
   if (existing?.isDirectory()) throw new SandboxError('is_directory', `'${path}' is a directory`);
   const directory = dirname(path);
   await makeDirectories(directory, owner);
@@ -90,11 +86,17 @@ async function pump(source: Readable, destination: Writable): Promise<void> {
 }
 
 /** A symbolic link at the target is written through, as a plain write would. */
-async function throughSymlink(path: string): Promise<string> {
-  const own = await lstat(path).catch(() => undefined);
-  if (!own?.isSymbolicLink()) return path;
-  // A link that leads nowhere is replaced by the file.
-  return realpath(path).catch(() => path);
+async function target(requested: string): Promise<{ path: string; existing: Stats | undefined }> {
+  const look = (path: string) =>
+    lstat(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw fileError(error, path);
+    });
+  const own = await look(requested);
+  if (!own?.isSymbolicLink()) return { path: requested, existing: own };
+  // A link that leads nowhere is replaced by a new file.
+  const path = await realpath(requested).catch(() => requested);
+  return { path, existing: path === requested ? undefined : await look(path) };
 }
 
 /** The mode (exactly, whatever the umask), owner and group the new file must have. */
