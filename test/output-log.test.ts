@@ -114,6 +114,36 @@ test('output beyond the memory budget spills to disk and reads back whole', asyn
   assert.equal(existsSync(join(root, `log-${logs}`)), false);
 });
 
+test('a read while both streams spill never skips a record', async () => {
+  // A spill writes one stream's records, then the other's, and only then do they leave memory.
+  // A read from disk in between finds the first stream's records there and the second's not
+  // yet: it must not return the first stream's past the second's.
+  const line = (text: string) => Buffer.from(`${text}${'.'.repeat(3000)}\n`);
+  // Three lines: stdout goes over its budget with the third, and all three spill, stdout's two
+  // first, then stderr's one.
+  const spillThree = (log: OutputLog) => {
+    log.append('stdout', line('a'));
+    log.append('stderr', line('b'));
+    log.append('stdout', line('c'));
+  };
+  for (let round = 0; round < 50; round++) {
+    const log = newLog({ memoryBytesPerStream: 4096 });
+    spillThree(log); // seq 1-3, on disk
+    await log.flushed();
+    spillThree(log); // seq 4-6, being written while the reads below go on
+    let spilled = false;
+    const flushed = log.flushed().then(() => {
+      spilled = true;
+    });
+    do {
+      const seqs = (await log.read(1)).map((record) => record.seq);
+      assert.deepEqual(seqs, [1, 2, 3, 4, 5, 6].slice(0, seqs.length), `round ${round}: read ${seqs}`);
+    } while (!spilled);
+    await flushed;
+    await log.release();
+  }
+});
+
 test('past the cap the oldest output is dropped and the drop is counted', async () => {
   const log = newLog({ memoryBytesPerStream: 4096, maxBytesPerStream: 512 * 1024 });
   const line = `${'x'.repeat(99)}\n`;

@@ -268,7 +268,13 @@ export class OutputLog {
       if (this.isReleased || fromSeq >= this.nextSeq) return [];
       const memoryStart = this.memoryStartSeq();
       if (fromSeq >= memoryStart) return this.readMemory(fromSeq, maxBytes);
-      const spilled = await this.readSpilled(fromSeq, maxBytes);
+      // Each stream's file is read on its own, while spills go on: only what left memory before
+      // the reads began is on disk for every stream. Past that, one stream's newer records may
+      // already be on disk while another's of the same span are still being written, and a
+      // merge would skip those: they are read from memory (or disk) next time round.
+      const spilled = (await this.readSpilled(fromSeq, maxBytes)).filter(
+        (record) => record.seq < memoryStart,
+      );
       if (spilled.length > 0) return spilled;
       // Nothing at or after fromSeq is left on disk: the rest is in memory.
       fromSeq = memoryStart;
