@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -258,6 +259,44 @@ test('when the disk fails, spilled output is dropped and counted, and memory sta
   const kept = lines.reduce((sum, line) => sum + line.text.length + 1, 0);
   assert.equal(kept + log.truncatedBytes('stdout'), total);
   await log.release();
+});
+
+test('a disk that fills up mid-write: what fit reads back, the rest is dropped and counted', async (t) => {
+  const dir = mkdtempSync(join(root, 'tmpfs-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', dir]);
+  } catch {
+    t.skip('mounting a tmpfs needs root');
+    return;
+  }
+  const log = new OutputLog({
+    spillDir: join(dir, 'spill'),
+    memoryBytesPerStream: 160 * 1024,
+    maxBytesPerStream: 64 * 1024 * 1024,
+    maxLineBytes: 1024,
+  });
+  t.after(async () => {
+    await log.release();
+    execFileSync('umount', [dir]);
+  });
+  // Chunks of 64 KiB, as pipes give them: each spill write is a few of them, cut by the full disk.
+  const line = (i: number) => `${String(i).padStart(7, '0')}${'.'.repeat(56)}\n`;
+  const chunk = (c: number) => Buffer.from(times(1024, (i) => line(c * 1024 + i)).join(''));
+  await feed(log, 'stdout', times(32, chunk));
+  log.close();
+  await log.flushed();
+  const { lines } = await readLines(log, {});
+  const total = 32 * 1024 * 64;
+  assert.ok(lines.length * 64 <= (256 + 160) * 1024, `${lines.length} lines kept`);
+  assert.equal(lines.length * 64 + log.truncatedBytes('stdout'), total);
+  // What was kept is whole lines, each where it belongs; the newest, in memory, are there.
+  const numbers = lines.map((kept) => Number(kept.text.slice(0, 7)));
+  for (const [i, kept] of lines.entries()) assert.equal(kept.text, line(numbers[i] as number).slice(0, -1));
+  assert.ok(
+    numbers.every((n, i) => i === 0 || n > (numbers[i - 1] as number)),
+    'in order',
+  );
+  assert.equal(lines.at(-1)?.text, line(32 * 1024 - 1).slice(0, -1));
 });
 
 test('spill files deleted behind the log: reads skip them, the loss is counted, appends go on', async () => {

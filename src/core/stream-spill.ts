@@ -75,31 +75,26 @@ export class StreamSpill {
    */
   async write(records: readonly LogRecord[]): Promise<void> {
     const segment = await this.writableSegment(records[0] as LogRecord);
+    // The headers go in one buffer; each record's bytes are written from where they are, not
+    // copied (output is mostly large chunks: a copy was most of a spill's cost).
+    const headers = Buffer.allocUnsafe(HEADER_BYTES * records.length);
+    const pieces: Buffer[] = [];
     let size = 0;
-    for (const record of records) size += HEADER_BYTES + record.data.length;
-    const buffer = Buffer.allocUnsafe(size);
-    let pos = 0;
     const index: { seq: number; pos: number }[] = [];
     let lastIndexedPos = segment.lastIndexedPos;
-    for (const record of records) {
-      if (segment.size + pos - lastIndexedPos >= INDEX_EVERY_BYTES) {
-        lastIndexedPos = segment.size + pos;
+    for (const [i, record] of records.entries()) {
+      if (segment.size + size - lastIndexedPos >= INDEX_EVERY_BYTES) {
+        lastIndexedPos = segment.size + size;
         index.push({ seq: record.seq, pos: lastIndexedPos });
       }
-      pos = encodeRecord(record, buffer, pos);
+      const header = headers.subarray(i * HEADER_BYTES, (i + 1) * HEADER_BYTES);
+      encodeHeader(record, header);
+      pieces.push(header);
+      if (record.data.length > 0) pieces.push(record.data);
+      size += HEADER_BYTES + record.data.length;
     }
     try {
-      // Positional writes: after a failed (partial) write the next one starts at the same place.
-      let written = 0;
-      while (written < size) {
-        const { bytesWritten } = await (segment.handle as FileHandle).write(
-          buffer,
-          written,
-          size - written,
-          segment.size + written,
-        );
-        written += bytesWritten;
-      }
+      await writeAllAt(segment.handle as FileHandle, pieces, segment.size);
     } catch (error) {
       await this.closeWriter();
       // A segment that never held a record would only hide the ones after it.
@@ -278,17 +273,42 @@ async function readSegment(
   return { records, rest: pos < end };
 }
 
-function encodeRecord(record: LogRecord, buffer: Buffer, pos: number): number {
-  buffer.writeUIntLE(record.seq, pos, 6);
-  buffer.writeUInt8(STREAM_CODES.indexOf(record.stream), pos + 6);
-  buffer.writeUInt8((record.endsLine ? ENDS_LINE : 0) | (record.startsLine ? STARTS_LINE : 0), pos + 7);
-  buffer.writeUIntLE(record.timestamp, pos + 8, 6);
-  buffer.writeUIntLE(record.offset, pos + 14, 6);
-  buffer.writeUIntLE(record.replayFrom, pos + 20, 6);
-  buffer.writeUInt32LE(record.data.length, pos + 26);
-  buffer.writeUInt32LE(record.lines, pos + 30);
-  record.data.copy(buffer, pos + HEADER_BYTES);
-  return pos + HEADER_BYTES + record.data.length;
+/**
+ * Writes the pieces one after another from `position`. Positional: after a failed (partial)
+ * write the next one starts at the same place.
+ */
+export async function writeAllAt(
+  handle: Pick<FileHandle, 'writev'>,
+  pieces: readonly Buffer[],
+  position: number,
+): Promise<void> {
+  let rest = pieces;
+  let at = position;
+  while (rest.length > 0) {
+    let { bytesWritten } = await handle.writev(rest, at);
+    if (bytesWritten === 0) throw new Error('the spill file took no bytes');
+    at += bytesWritten;
+    // What a short write left: the pieces not yet written, the first one cut where it stopped.
+    let first = 0;
+    while (first < rest.length && bytesWritten >= (rest[first] as Buffer).length) {
+      bytesWritten -= (rest[first] as Buffer).length;
+      first++;
+    }
+    const cut = rest[first];
+    rest =
+      cut && bytesWritten > 0 ? [cut.subarray(bytesWritten), ...rest.slice(first + 1)] : rest.slice(first);
+  }
+}
+
+function encodeHeader(record: LogRecord, header: Buffer): void {
+  header.writeUIntLE(record.seq, 0, 6);
+  header.writeUInt8(STREAM_CODES.indexOf(record.stream), 6);
+  header.writeUInt8((record.endsLine ? ENDS_LINE : 0) | (record.startsLine ? STARTS_LINE : 0), 7);
+  header.writeUIntLE(record.timestamp, 8, 6);
+  header.writeUIntLE(record.offset, 14, 6);
+  header.writeUIntLE(record.replayFrom, 20, 6);
+  header.writeUInt32LE(record.data.length, 26);
+  header.writeUInt32LE(record.lines, 30);
 }
 
 function decodeRecord(block: Buffer, at: number, dataLength: number): LogRecord {
