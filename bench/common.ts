@@ -79,6 +79,8 @@ export async function benchDaemon(options: BenchOptions, name: string, args: str
     rssMiB: () => memoryMiB(daemon, 'VmRSS'),
     /** The most resident memory so far (VmHWM), MiB. */
     peakRssMiB: () => memoryMiB(daemon, 'VmHWM'),
+    /** CPU time the daemon has used so far, user and system, all its threads, seconds. */
+    cpuSeconds: () => cpuSecondsOf(daemon.child.pid as number),
   });
 }
 
@@ -90,6 +92,20 @@ async function memoryMiB(daemon: TestDaemon, field: 'VmRSS' | 'VmHWM'): Promise<
   if (kib === undefined) throw new Error(`no ${field} for the daemon`);
   return Number(kib) / 1024;
 }
+
+/** utime + stime from /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s). */
+async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // The command name, in parentheses, may hold spaces: fields are counted after it.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** CPU time this process has used so far, user and system, seconds. */
+export const ownCpuSeconds = (): number => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
 
 /** One connection, kept open between requests: what a client that cares about latency does. */
 export const keepAliveAgent = () => new Agent({ keepAlive: true, maxSockets: 1 });

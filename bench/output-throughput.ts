@@ -21,7 +21,9 @@ import {
   elapsedMs,
   json,
   MiB,
+  median,
   open,
+  ownCpuSeconds,
   type Row,
   row,
   type Scratch,
@@ -128,12 +130,23 @@ export async function connectBytes(
   const id = format === 'binary' ? '2' : '3';
   const daemon = await benchDaemon(options, `connect-${format}`);
   const rounds: { figure: number; baseline: number }[] = [];
+  // CPU seconds of each side per round: with two CPUs for the daemon, the client and `head`,
+  // they show which side sets the pace.
+  const daemonCpu: number[] = [];
+  const clientCpu: number[] = [];
   try {
     for (let round = 0; round < options.rounds; round++) {
       const baseline = bytes / MiB / (await headThroughPipe(source, bytes));
-      const figure = bytes / MiB / (await headThroughConnect(daemon, source, bytes, format));
+      const [daemonBefore, clientBefore] = [await daemon.cpuSeconds(), ownCpuSeconds()];
+      const seconds = await headThroughConnect(daemon, source, bytes, format);
+      clientCpu.push(ownCpuSeconds() - clientBefore);
+      daemonCpu.push((await daemon.cpuSeconds()) - daemonBefore);
+      const figure = bytes / MiB / seconds;
       rounds.push({ figure, baseline });
-      options.log(`${id}: round ${round + 1}: ${figure.toFixed(0)} MiB/s, pipe ${baseline.toFixed(0)} MiB/s`);
+      options.log(
+        `${id}: round ${round + 1}: ${figure.toFixed(0)} MiB/s in ${seconds.toFixed(2)} s (CPU: daemon ` +
+          `${daemonCpu.at(-1)?.toFixed(2)} s, client ${clientCpu.at(-1)?.toFixed(2)} s), pipe ${baseline.toFixed(0)} MiB/s`,
+      );
     }
   } finally {
     await daemon.stop();
@@ -145,6 +158,7 @@ export async function connectBytes(
         what: `${bytes / MiB} MiB via Connect Start, ${format === 'binary' ? 'binary' : 'JSON'}`,
         unit: 'MiB/s',
         baselineIs: 'pipe',
+        note: `CPU per round: daemon ${median(daemonCpu).toFixed(2)} s, client ${median(clientCpu).toFixed(2)} s`,
       },
       rounds,
     ),
