@@ -75,8 +75,8 @@ export class StreamSpill {
    */
   async write(records: readonly LogRecord[]): Promise<void> {
     const segment = await this.writableSegment(records[0] as LogRecord);
-    // The headers go in one buffer; each record's bytes are written from where they are, not
-    // copied (output is mostly large chunks: a copy was most of a spill's cost).
+    // Every byte of output passes through here: the headers go in one buffer, and each record's
+    // bytes are written from where they are rather than copied into it first.
     const headers = Buffer.allocUnsafe(HEADER_BYTES * records.length);
     const pieces: Buffer[] = [];
     let size = 0;
