@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { restClient } from './helpers/api.ts';
 import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { collect, processClient, started } from './helpers/envd.ts';
 
 // Processes start with posix_spawn where they can: each must start as Node's spawn would have
 // started it (signals, session, descriptors, lookup in PATH, errors).
@@ -118,6 +119,35 @@ describe('how a process starts', () => {
         target.startsWith('/proc/') || inherited.has(fd),
         `fd ${fd} -> ${target} came from the daemon`,
       );
+    }
+  });
+
+  test("with no terminal's master open, though terminals are", async () => {
+    const rest = restClient(daemon);
+    const { status, body } = await rest.call('POST', '/pty', { command: 'sleep', args: ['1000'] });
+    assert.equal(status, 201);
+    const session = (body as { session_id: string }).session_id;
+    try {
+      const masters = (listing: string[]) => listing.filter((line) => line.endsWith(' -> /dev/ptmx'));
+      // One started on pipes (posix_spawn), one in a terminal of its own (node-pty's fork).
+      const { stdout } = await run({ command: 'ls', args: ['-l', '/proc/self/fd'] });
+      assert.ok(
+        stdout.some((line) => / 0 -> /.test(line)),
+        stdout.join('\n'),
+      );
+      assert.deepEqual(masters(stdout), []);
+      const { rest: events } = await started(
+        processClient(daemon).start({
+          process: { cmd: 'ls', args: ['-l', '/proc/self/fd'] },
+          pty: { size: { cols: 200, rows: 24 } },
+        }),
+      );
+      const { pty, end } = await collect(events);
+      assert.equal(end?.exitCode, 0);
+      assert.match(pty, / 0 -> \/dev\/pts\//);
+      assert.deepEqual(masters(pty.split(/\r?\n/)), []);
+    } finally {
+      await rest.call('DELETE', `/pty/${session}`);
     }
   });
 

@@ -2,6 +2,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { type IPty, spawn } from '@lydell/node-pty';
 import { isExecutable } from './command-path.ts';
 import { SandboxError } from './errors.ts';
+import { F_GETFD, F_SETFD, FD_CLOEXEC, libc } from './native/libc.ts';
 import type { OutputLog } from './output-log.ts';
 import type { ProcessSpec } from './process.ts';
 
@@ -31,6 +32,7 @@ export class Terminal {
   private constructor(spec: ProcessSpec, size: TerminalSize, log: OutputLog, around: ForkAround) {
     this.pty = around(() => forkTerminal(spec, size));
     this.pid = this.pty.pid;
+    closeMasterOnExec(this.pty);
     // When the last holder of the terminal's slave side closes it, Linux answers reads of the
     // master with EIO and discards what the child printed last but was not read yet. Holding
     // a slave descriptor of our own keeps the master readable to the end: the library then
@@ -97,6 +99,21 @@ function forkTerminal(spec: ProcessSpec, size: TerminalSize): IPty {
       `cannot start '${spec.command}' in a terminal: ${(error as Error).message}`,
     );
   }
+}
+
+/**
+ * node-pty leaves the master open across exec, so every process started after this terminal
+ * (by the daemon or by node-pty's fork of the next terminal) would hold it: it could read and
+ * write this terminal, and keep its pty allocated after the session ends. Node has no fcntl;
+ * the C library does. The fork above is synchronous, so no start comes in between.
+ */
+function closeMasterOnExec(pty: IPty): void {
+  // The library's Unix terminal keeps the master's descriptor here; its types do not list it.
+  const fd = (pty as IPty & { _fd?: number })._fd;
+  const c = libc().libc;
+  if (fd === undefined || !c) return;
+  const flags = c.fcntl(fd, F_GETFD, 0);
+  if (flags >= 0) c.fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
 }
 
 function openSlave(pty: IPty): number | undefined {

@@ -16,6 +16,8 @@ export interface Libc {
   waitpidStatus(pid: number, status: Buffer, options: number): number;
   /** A raw system call on the calling thread only (glibc's wrappers of some apply to every thread). */
   syscall(name: SyscallName, ...args: (number | Buffer)[]): number;
+  /** fcntl(2) with an integer argument. */
+  fcntl(fd: number, command: number, argument: number): number;
   /** errno after the last call that failed. */
   errno(): number;
 }
@@ -33,6 +35,9 @@ export const P_ALL = 0;
 export const WNOHANG = 1;
 export const WEXITED = 4;
 export const WNOWAIT = 0x01000000;
+export const F_GETFD = 1;
+export const F_SETFD = 2;
+export const FD_CLOEXEC = 1;
 export const ECHILD = 10;
 export const EINTR = 4;
 
@@ -56,6 +61,7 @@ function load(): { libc: Libc | undefined; problem?: string } {
     const waitid = self.func('int waitid(int idtype, uint32_t id, void *infop, int options)');
     const waitpid = self.func('int waitpid(int pid, void *status, int options)');
     const syscall = self.func('long syscall(long number, ...)');
+    const fcntl = self.func('int fcntl(int fd, int cmd, ...)');
     return {
       libc: {
         prctl: (option, argument) => prctl(option, argument, 0, 0, 0),
@@ -69,6 +75,7 @@ function load(): { libc: Libc | undefined; problem?: string } {
           );
           return Number(syscall(numbers[name], ...typed));
         },
+        fcntl: (fd, command, argument) => fcntl(fd, command, 'int', argument),
         errno: () => koffi.errno(),
       },
     };
