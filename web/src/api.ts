@@ -1,4 +1,5 @@
-import type { ProcessInfo } from './process-info.ts';
+// The wire type, as the daemon's schema declares it (a type only: nothing of the daemon is bundled).
+import type { ProcessInfo } from '../../src/api/tensorlake/responses.ts';
 
 // The console is a client of the public REST routes, like any other; the browser's session
 // cookie authorizes it, so no credential ever passes through this code.
