@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -182,15 +182,17 @@ describe('the token', () => {
   });
 });
 
-test('a port that is taken: one line that says so, exit code 1', async () => {
+test('a port that is taken: one line that says so, exit code 1, and nothing left in the temporary directory', async () => {
   const taken = createServer().listen(0, '127.0.0.1');
   await once(taken, 'listening');
   const port = (taken.address() as { port: number }).port;
+  // Its own temporary directory, where the daemon would make its data directory.
+  const temporary = await mkdtemp(join(tmpdir(), 'sandboxd-port-taken-'));
   try {
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--envd', '--envd-port', String(port)],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: temporary } },
     );
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => {
@@ -200,7 +202,10 @@ test('a port that is taken: one line that says so, exit code 1', async () => {
     assert.equal(code, 1);
     assert.equal(stderr.trim().split('\n').length, 1, stderr);
     assert.match(stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE`));
+    // (tsx, which runs the daemon's source here, keeps its cache there too.)
+    assert.deepEqual((await readdir(temporary)).filter((name) => !name.startsWith('tsx-')), []);
   } finally {
     taken.close();
+    await rm(temporary, { recursive: true, force: true });
   }
 });

@@ -117,12 +117,20 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   if (ui) dialects.push(ui.dialect);
   const listener = createRequestListener({ dialects, token: config.token, session: ui?.sessions });
   const onUpgrade = createUpgradeListener(dialects);
-  const servers = await Promise.all(
+  const listening = await Promise.allSettled(
     config.ports.map((port) => listen(listener, onUpgrade, config.host, port)),
-  ).catch(async (error) => {
+  );
+  const servers = listening.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const refused = listening.find((result) => result.status === 'rejected');
+  if (refused) {
+    // Nothing has started yet, but the table has made its data directory: leave nothing behind.
+    for (const server of servers) server.close();
+    files.close();
+    await table.shutdown(0);
     await containment.close();
-    throw error;
-  });
+    reaper.stop();
+    throw refused.reason;
+  }
   guardConnections(servers, config.connections);
   answerClientErrors(servers, dialects);
   const urls = servers.map((server) => {
