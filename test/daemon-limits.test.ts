@@ -203,7 +203,10 @@ test('a port that is taken: one line that says so, exit code 1, and nothing left
     assert.equal(stderr.trim().split('\n').length, 1, stderr);
     assert.match(stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE`));
     // (tsx, which runs the daemon's source here, keeps its cache there too.)
-    assert.deepEqual((await readdir(temporary)).filter((name) => !name.startsWith('tsx-')), []);
+    assert.deepEqual(
+      (await readdir(temporary)).filter((name) => !name.startsWith('tsx-')),
+      [],
+    );
   } finally {
     taken.close();
     await rm(temporary, { recursive: true, force: true });
