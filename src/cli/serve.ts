@@ -74,6 +74,17 @@ export function serveCommand(program: Command): void {
         process.exit(2);
       }
       const ports: number[] = options.envd ? [options.port, options.envdPort] : [options.port];
+      // Taken before anything starts: a SIGTERM during start-up (an impatient supervisor) would
+      // otherwise end the process at once and leave its data directory and cgroups behind.
+      let stopRequested: string | undefined;
+      let stopNow: ((signal: string) => Promise<void>) | undefined;
+      const onSignal = (signal: string) => {
+        if (stopRequested) return;
+        stopRequested = signal;
+        void stopNow?.(signal);
+      };
+      process.on('SIGTERM', () => onSignal('SIGTERM'));
+      process.on('SIGINT', () => onSignal('SIGINT'));
       const { startDaemon } = await import('../server/daemon.ts');
       const daemon = await startDaemon({
         host: options.host,
@@ -106,18 +117,14 @@ export function serveCommand(program: Command): void {
         );
         process.exit(1);
       });
-      console.log(`sandboxd: ${daemon.tracking}`);
-      for (const url of daemon.urls) console.log(`sandboxd listening on ${url}`);
-      let stopping = false;
-      const stop = async (signal: string) => {
-        if (stopping) return;
-        stopping = true;
+      stopNow = async (signal: string) => {
         console.log(`sandboxd: ${signal}, stopping`);
         await daemon.stop();
         process.exit(0);
       };
-      process.on('SIGTERM', () => void stop('SIGTERM'));
-      process.on('SIGINT', () => void stop('SIGINT'));
+      if (stopRequested) return stopNow(stopRequested);
+      console.log(`sandboxd: ${daemon.tracking}`);
+      for (const url of daemon.urls) console.log(`sandboxd listening on ${url}`);
     });
 }
 
