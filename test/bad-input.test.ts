@@ -494,7 +494,24 @@ describe('body size limits', () => {
     }
   });
 
-  test('after an early 413 for a chunked body, the connection answers the next request or is closed', async () => {
+  test('a client that sends a whole oversized body and its next request in one go reads both answers', async () => {
+    // The daemon refuses at 1 MiB while the rest is still coming: it must read that rest rather
+    // than close on it, or the reset the kernel sends can wipe the 413 before the client reads it.
+    for (let round = 0; round < 5; round++) {
+      const connection = await RawConnection.open(daemon.url);
+      try {
+        connection.startChunked('POST', '/api/v1/processes', 'application/json', JSON_PREFIX, 8 * MiB);
+        connection.endChunked();
+        connection.sendGet('/api/v1/health');
+        await assertNextAnswer(connection, 413);
+        await assertNextAnswer(connection, 200);
+      } finally {
+        connection.close();
+      }
+    }
+  });
+
+  test('after an early 413 for a chunked body, the connection answers the next request', async () => {
     const connection = await RawConnection.open(daemon.url);
     try {
       connection.startChunked('POST', '/api/v1/processes', 'application/json', JSON_PREFIX, MiB + 1);
@@ -503,8 +520,7 @@ describe('body size limits', () => {
       connection.sendFiller(64 * 1024);
       connection.endChunked();
       connection.sendGet('/api/v1/health');
-      const next = await connection.nextResponse(2000);
-      assert.ok(next === 'closed' || next.status === 200, `got ${next === 'closed' ? next : next.status}`);
+      await assertNextAnswer(connection, 200);
     } finally {
       connection.close();
     }

@@ -130,7 +130,7 @@ export function consoleUi({ token, sessionLifetimeMs = 24 * 60 * 60 * 1000 }: Co
         plain(res, 404, 'not found\n');
       } catch (error) {
         if (!(error instanceof BodyError)) throw error;
-        plain(res, error.status, `${error.message}\n`, error.closesConnection ? { connection: 'close' } : {});
+        plain(res, error.status, `${error.message}\n`);
       }
     },
   };

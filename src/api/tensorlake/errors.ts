@@ -62,6 +62,5 @@ export function sendError(res: ServerResponse, error: unknown): void {
     res.destroy();
     return;
   }
-  if (error instanceof BodyError && error.closesConnection) res.setHeader('connection', 'close');
   sendJson(res, status, { error: message, code });
 }
