@@ -55,7 +55,7 @@ function discardRest(req: IncomingMessage): void {
   req.resume();
 }
 
-/** How long the rest of a refused body may take to arrive: time enough to send it on any link. */
+/** How long the rest of a refused body may take to arrive before its connection is cut. */
 const LINGER_MS = 5000;
 
 /** Reads and parses a JSON body; an empty body is `{}`. */
