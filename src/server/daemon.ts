@@ -121,14 +121,21 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     config.ports.map((port) => listen(listener, onUpgrade, config.host, port)),
   );
   const servers = listening.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const stop = async (graceMs: number) => {
+    for (const server of servers) {
+      server.close();
+      server.closeIdleConnections();
+    }
+    files.close();
+    await table.shutdown(graceMs);
+    await containment.close();
+    reaper.stop();
+    for (const server of servers) server.closeAllConnections();
+  };
   const refused = listening.find((result) => result.status === 'rejected');
   if (refused) {
     // Nothing has started yet, but the table has made its data directory: leave nothing behind.
-    for (const server of servers) server.close();
-    files.close();
-    await table.shutdown(0);
-    await containment.close();
-    reaper.stop();
+    await stop(0);
     throw refused.reason;
   }
   guardConnections(servers, config.connections);
@@ -145,17 +152,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   return {
     urls,
     tracking: `descendants tracked by ${containment.description}; orphans ${orphans}`,
-    async stop() {
-      for (const server of servers) {
-        server.close();
-        server.closeIdleConnections();
-      }
-      files.close();
-      await table.shutdown(config.shutdownGraceMs);
-      await containment.close();
-      reaper.stop();
-      for (const server of servers) server.closeAllConnections();
-    },
+    stop: () => stop(config.shutdownGraceMs),
   };
 }
 
