@@ -8,6 +8,7 @@ import { sandboxClient } from './helpers/api.ts';
 import { CLI } from './helpers/cli.ts';
 import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
 import { Tmux, terminalModes } from './helpers/tmux.ts';
+import { needs, tmux as tmuxTool } from './helpers/tools.ts';
 
 // Through tmux: a real terminal, typed into and read from the screen.
 const TOKEN = 'terminal-test-token';
@@ -15,15 +16,6 @@ const REMOTE_SHELL = ['bash', '--norc', '--noprofile'];
 let daemon: TestDaemon;
 let client: SandboxClient;
 let tmux: Tmux;
-before(async () => {
-  daemon = await startDaemon(['--token', TOKEN]);
-  client = sandboxClient(daemon);
-  tmux = await Tmux.start({ SANDBOXD_URL: daemon.url, SANDBOXD_TOKEN: TOKEN });
-});
-after(async () => {
-  await tmux.stop();
-  await daemon.stop();
-});
 
 const cli = CLI.join(' ');
 
@@ -65,7 +57,17 @@ function assertRaw(modes: string): void {
     assert.match(modes, new RegExp(`(^|\\s)${flag}(\\s|$)`), flag);
 }
 
-describe('a terminal through sandboxd, driven in tmux', () => {
+describe('a terminal through sandboxd, driven in tmux', { skip: await needs([tmuxTool]) }, () => {
+  before(async () => {
+    daemon = await startDaemon(['--token', TOKEN]);
+    client = sandboxClient(daemon);
+    tmux = await Tmux.start({ SANDBOXD_URL: daemon.url, SANDBOXD_TOKEN: TOKEN });
+  });
+  after(async () => {
+    await tmux.stop();
+    await daemon.stop();
+  });
+
   test('exec -t -- bash: a prompt, 6*7 is 42, a resize reaches stty size, the terminal is restored', async () => {
     await tmux.resize(100, 30);
     await tmux.clear();

@@ -14,14 +14,17 @@ import {
   terminalText,
 } from './helpers/browser.ts';
 import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { chromium, needs } from './helpers/tools.ts';
 
 const TOKEN = 'browser-test-token-91d2';
+const inChromium = { skip: await needs([chromium]) };
 
 let daemon: TestDaemon;
 let shell: Record<string, string>;
 let client: ReturnType<typeof restClient>;
 let browser: Browser;
 before(async () => {
+  if (inChromium.skip) return;
   await buildAssets();
   shell = await shellEnvironment();
   daemon = await startDaemon(['--token', TOKEN], shell);
@@ -31,7 +34,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await daemon?.stop();
-  await rm(shell.HOME as string, { recursive: true, force: true });
+  if (shell) await rm(shell.HOME as string, { recursive: true, force: true });
 });
 
 const open = (page: Page, hash: string) => page.goto(`${daemon.url}/ui/${hash}`);
@@ -43,7 +46,7 @@ function logLines(page: Page): Promise<[string, string][]> {
   );
 }
 
-describe('console: login', () => {
+describe('console: login', inChromium, () => {
   browserTest(
     'a wrong token is refused; the right one opens the console; logout ends it',
     () => browser,
@@ -69,7 +72,7 @@ describe('console: login', () => {
   );
 });
 
-describe('console: processes', () => {
+describe('console: processes', inChromium, () => {
   browserTest(
     'processes started from the form and over REST appear in the table, and Kill ends them',
     () => browser,
@@ -128,7 +131,7 @@ describe('console: processes', () => {
   );
 });
 
-describe('console: logs', () => {
+describe('console: logs', inChromium, () => {
   browserTest(
     'the log follows a process live to its end: stdout and stderr apart, then the exit code',
     () => browser,
@@ -275,7 +278,7 @@ describe('console: logs', () => {
   );
 });
 
-describe('console: terminal', () => {
+describe('console: terminal', inChromium, () => {
   const typeCommand = async (page: Page, command: string) => {
     await page.click('.terminal-host');
     await page.keyboard.type(command);
@@ -401,7 +404,7 @@ describe('console: terminal', () => {
   );
 });
 
-describe('console: files', () => {
+describe('console: files', inChromium, () => {
   browserTest(
     'upload by drag and drop with progress, download, delete',
     () => browser,

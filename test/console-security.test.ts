@@ -5,6 +5,7 @@ import type { Browser } from 'playwright-core';
 import { restClient } from './helpers/api.ts';
 import { browserTest, buildAssets, launchBrowser, logIn, shellEnvironment } from './helpers/browser.ts';
 import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { chromium, needs } from './helpers/tools.ts';
 
 const TOKEN = 'console-secret-7f3a9c1e5b';
 
@@ -194,7 +195,7 @@ describe('console login', () => {
   });
 });
 
-describe('console in the browser', () => {
+describe('console in the browser', { skip: await needs([chromium]) }, () => {
   let browser: Browser;
   before(async () => {
     browser = await launchBrowser();

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { buildConsole } from '../web/build.ts';
 import { eventually, ROOT } from './helpers/daemon.ts';
+import { needs, tini } from './helpers/tools.ts';
 
 // No Docker engine here: the image's layout is laid out in a folder instead (the built daemon
 // in opt/sandboxd, the entrypoint and the `sandboxd` link on PATH), and the Dockerfile's own
@@ -15,6 +15,7 @@ import { eventually, ROOT } from './helpers/daemon.ts';
 
 const run = promisify(execFile);
 const TOKEN = 'container-secret-token';
+const withTini = { skip: await needs([tini]) };
 
 /** The JSON-array arguments of a Dockerfile instruction (`CMD [...]`, `HEALTHCHECK ... CMD [...]`). */
 function instruction(dockerfile: string, pattern: RegExp): string[] {
@@ -91,13 +92,17 @@ function startContainer(env: NodeJS.ProcessEnv = image.env) {
   child.stderr.on('data', (chunk: Buffer) => {
     output += chunk.toString();
   });
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  // A command that cannot be started rejects both promises with the reason (ENOENT, say).
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => resolve(code));
+  });
   const listening = new Promise<number>((resolve, reject) => {
     child.stdout.on('data', () => {
       const port = /listening on http:\/\/\S+:(\d+)/.exec(output)?.[1];
       if (port) resolve(Number(port));
     });
-    void exited.then((code) => reject(new Error(`exited with ${code}:\n${output}`)));
+    exited.then((code) => reject(new Error(`exited with ${code}:\n${output}`)), reject);
   });
   // A container that is meant to fail never listens: that is no error of its own.
   listening.catch(() => {});
@@ -129,93 +134,101 @@ describe('the container recipe (Dockerfile)', () => {
     assert.deepEqual(image.entrypoint.slice(0, 2), ['tini', '--']);
   });
 
-  test('its entrypoint: tini runs the daemon, which takes the token from the secret file and from no command line', async () => {
-    const container = startContainer();
-    let daemon: number | undefined;
-    try {
-      const port = await container.listening;
-      const api = `http://127.0.0.1:${port}/api/v1`;
-      assert.equal((await fetch(`${api}/processes`)).status, 401);
-      const authorized = await fetch(`${api}/processes`, { headers: { authorization: `Bearer ${TOKEN}` } });
-      assert.equal(authorized.status, 200);
-      // The web console came with the build.
-      const ui = await fetch(`http://127.0.0.1:${port}/ui`);
-      assert.equal(ui.status, 200);
-      assert.match(await ui.text(), /<html/i);
+  test(
+    'its entrypoint: tini runs the daemon, which takes the token from the secret file and from no command line',
+    withTini,
+    async () => {
+      const container = startContainer();
+      let daemon: number | undefined;
+      try {
+        const port = await container.listening;
+        const api = `http://127.0.0.1:${port}/api/v1`;
+        assert.equal((await fetch(`${api}/processes`)).status, 401);
+        const authorized = await fetch(`${api}/processes`, { headers: { authorization: `Bearer ${TOKEN}` } });
+        assert.equal(authorized.status, 200);
+        // The web console came with the build.
+        const ui = await fetch(`http://127.0.0.1:${port}/ui`);
+        assert.equal(ui.status, 200);
+        assert.match(await ui.text(), /<html/i);
 
-      // tini, then the daemon itself: the entrypoint script replaced itself with it.
-      const tini = container.child.pid as number;
-      [daemon] = await children(tini);
-      assert.ok(daemon, 'tini has no child');
-      assert.equal((await commandLine(tini))[0], 'tini');
-      // The entrypoint hands the daemon the secret file's path, never the token itself.
-      const [serve, ...options] = image.cmd;
-      assert.deepEqual((await commandLine(daemon)).slice(1), [
-        join(image.dir, 'bin', 'sandboxd'),
-        serve,
-        '--token-file',
-        image.env.SANDBOXD_TOKEN_FILE,
-        ...options,
-        '--port',
-        '0',
-        '--envd-port',
-        '0',
-      ]);
-      for (const pid of [tini, daemon]) {
-        assert.ok(
-          !(await commandLine(pid)).join(' ').includes(TOKEN),
-          `the token is on ${pid}'s command line`,
+        // tini, then the daemon itself: the entrypoint script replaced itself with it.
+        const tini = container.child.pid as number;
+        [daemon] = await children(tini);
+        assert.ok(daemon, 'tini has no child');
+        assert.equal((await commandLine(tini))[0], 'tini');
+        // The entrypoint hands the daemon the secret file's path, never the token itself.
+        const [serve, ...options] = image.cmd;
+        assert.deepEqual((await commandLine(daemon)).slice(1), [
+          join(image.dir, 'bin', 'sandboxd'),
+          serve,
+          '--token-file',
+          image.env.SANDBOXD_TOKEN_FILE,
+          ...options,
+          '--port',
+          '0',
+          '--envd-port',
+          '0',
+        ]);
+        for (const pid of [tini, daemon]) {
+          assert.ok(
+            !(await commandLine(pid)).join(' ').includes(TOKEN),
+            `the token is on ${pid}'s command line`,
+          );
+          const environment = await readFile(`/proc/${pid}/environ`, 'utf8');
+          assert.ok(!environment.includes(TOKEN), `the token is in ${pid}'s environment`);
+        }
+
+        // The client in the image talks to it; the processes it starts do not get the token.
+        const client = await run(
+          join(image.dir, 'bin', 'sandboxd'),
+          ['exec', '--', 'sh', '-c', 'echo "[$SANDBOXD_TOKEN]"'],
+          {
+            env: { ...image.env, SANDBOXD_URL: `http://127.0.0.1:${port}`, SANDBOXD_TOKEN: TOKEN },
+          },
         );
-        const environment = await readFile(`/proc/${pid}/environ`, 'utf8');
-        assert.ok(!environment.includes(TOKEN), `the token is in ${pid}'s environment`);
+        assert.equal(client.stdout, '[]\n');
+
+        // An orphan (a background child whose parent exited) ends up with the daemon, a subreaper
+        // (nearer than tini), which reaps it.
+        const orphaned = await run(
+          join(image.dir, 'bin', 'sandboxd'),
+          ['exec', '--', 'sh', '-c', 'sleep 1012.5 & echo $!'],
+          { env: { ...image.env, SANDBOXD_URL: `http://127.0.0.1:${port}`, SANDBOXD_TOKEN: TOKEN } },
+        );
+        const orphan = Number(orphaned.stdout);
+        assert.equal(parentOf(await readFile(`/proc/${orphan}/stat`, 'utf8')), daemon);
+        process.kill(orphan, 'SIGKILL');
+        // Gone, not a zombie: no event tells when the daemon has reaped it.
+        await eventually(async () => !(await readFile(`/proc/${orphan}/stat`, 'utf8').catch(() => '')));
+
+        // The health check, as Docker runs it, on this port.
+        const [check, ...checkArgs] = image.healthcheck.map((word) => word.replace('9501', String(port)));
+        await run(check as string, checkArgs, { env: image.env });
+
+        // docker stop: SIGTERM to PID 1, which passes it on; the daemon stops cleanly.
+        container.child.kill('SIGTERM');
+        assert.equal(await container.exited, 0, container.output());
+      } finally {
+        // tini passes no SIGKILL on: the daemon is ended by its pid, should the test fail midway.
+        for (const pid of [daemon, container.child.pid]) {
+          if (pid !== undefined && container.child.exitCode === null) process.kill(pid, 'SIGKILL');
+        }
       }
+    },
+  );
 
-      // The client in the image talks to it; the processes it starts do not get the token.
-      const client = await run(
-        join(image.dir, 'bin', 'sandboxd'),
-        ['exec', '--', 'sh', '-c', 'echo "[$SANDBOXD_TOKEN]"'],
-        {
-          env: { ...image.env, SANDBOXD_URL: `http://127.0.0.1:${port}`, SANDBOXD_TOKEN: TOKEN },
-        },
+  test(
+    'without a token file it says where the secret belongs, and the daemon refuses to listen on 0.0.0.0',
+    withTini,
+    async () => {
+      const container = startContainer({ ...image.env, SANDBOXD_TOKEN_FILE: join(image.dir, 'missing') });
+      const code = await container.exited;
+      assert.equal(code, 2);
+      assert.match(
+        container.output(),
+        /sandboxd-entrypoint: no token file at \S+missing \(mount a secret there/,
       );
-      assert.equal(client.stdout, '[]\n');
-
-      // An orphan (a background child whose parent exited) ends up with the daemon, a subreaper
-      // (nearer than tini), which reaps it.
-      const orphaned = await run(
-        join(image.dir, 'bin', 'sandboxd'),
-        ['exec', '--', 'sh', '-c', 'sleep 1012.5 & echo $!'],
-        { env: { ...image.env, SANDBOXD_URL: `http://127.0.0.1:${port}`, SANDBOXD_TOKEN: TOKEN } },
-      );
-      const orphan = Number(orphaned.stdout);
-      assert.equal(parentOf(await readFile(`/proc/${orphan}/stat`, 'utf8')), daemon);
-      process.kill(orphan, 'SIGKILL');
-      // Gone, not a zombie: no event tells when the daemon has reaped it.
-      await eventually(async () => !(await readFile(`/proc/${orphan}/stat`, 'utf8').catch(() => '')));
-
-      // The health check, as Docker runs it, on this port.
-      const [check, ...checkArgs] = image.healthcheck.map((word) => word.replace('9501', String(port)));
-      await run(check as string, checkArgs, { env: image.env });
-
-      // docker stop: SIGTERM to PID 1, which passes it on; the daemon stops cleanly.
-      container.child.kill('SIGTERM');
-      assert.equal(await container.exited, 0, container.output());
-    } finally {
-      // tini passes no SIGKILL on: the daemon is ended by its pid, should the test fail midway.
-      for (const pid of [daemon, container.child.pid]) {
-        if (pid !== undefined && container.child.exitCode === null) process.kill(pid, 'SIGKILL');
-      }
-    }
-  });
-
-  test('without a token file it says where the secret belongs, and the daemon refuses to listen on 0.0.0.0', async () => {
-    const container = startContainer({ ...image.env, SANDBOXD_TOKEN_FILE: join(image.dir, 'missing') });
-    const code = await container.exited;
-    assert.equal(code, 2);
-    assert.match(
-      container.output(),
-      /sandboxd-entrypoint: no token file at \S+missing \(mount a secret there/,
-    );
-    assert.match(container.output(), /refusing to listen on 0\.0\.0\.0 without a token/);
-  });
+      assert.match(container.output(), /refusing to listen on 0\.0\.0\.0 without a token/);
+    },
+  );
 });

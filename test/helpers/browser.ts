@@ -5,9 +5,8 @@ import { type TestContext, test } from 'node:test';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { buildConsole, type ConsoleSizes } from '../../web/build.ts';
 import { ROOT, type TestDaemon } from './daemon.ts';
+import { chromium as chromiumTool } from './tools.ts';
 
-/** Debian's chromium; never a browser a package downloads. */
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const SCREENSHOTS = join(ROOT, 'test-results');
 
 /** Builds the console's assets, which the daemon serves from dist/web. */
@@ -26,7 +25,7 @@ export async function shellEnvironment(): Promise<Record<string, string>> {
 /** Headless Chromium; Playwright gives each launch a fresh, temporary profile. */
 export function launchBrowser(): Promise<Browser> {
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: chromiumTool.command,
     headless: true,
     chromiumSandbox: false,
     args: [
