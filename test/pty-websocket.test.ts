@@ -200,3 +200,37 @@ describe('terminal sessions over WebSocket', () => {
     }
   });
 });
+
+describe('an idle timeout longer than a Node timer holds', () => {
+  let longIdle: TestDaemon;
+  before(async () => {
+    // 2^32 ms, about 50 days: a plain setTimeout of it fires after 1 ms.
+    longIdle = await startDaemon(['--token', TOKEN, '--pty-idle-timeout-ms', String(2 ** 32)]);
+  });
+  after(async () => {
+    await longIdle.stop();
+  });
+
+  test('keeps an unattached session for that long, not for a millisecond', async () => {
+    const api = restClient(longIdle);
+    const { status, body } = await api.call('POST', '/pty', { command: '/bin/sh', args: ['-c', 'exit 3'] });
+    assert.equal(status, 201);
+    const { session_id: id } = body as Session;
+    try {
+      // Its process ends on its own, long after a timer of 1 ms would have reaped the session.
+      await eventually(async () => {
+        const { status, body } = await api.call('GET', `/pty/${id}`);
+        assert.equal(status, 200, 'the session was reaped');
+        return !(body as { is_alive: boolean }).is_alive;
+      });
+      const after = await api.call('GET', `/pty/${id}`);
+      assert.equal(after.status, 200);
+      assert.deepEqual(
+        [(after.body as { is_alive: boolean }).is_alive, (after.body as { exit_code: number }).exit_code],
+        [false, 3],
+      );
+    } finally {
+      await api.call('DELETE', `/pty/${id}`);
+    }
+  });
+});

@@ -1,6 +1,6 @@
 // Node's timers fire at once for delays past 2^31 - 1 ms (about 24.8 days); longer ones are
 // chained from pieces below that.
-const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface LongTimeout {
   clear(): void;

@@ -11,9 +11,8 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from '@connectrpc/connect-node';
-
-// Node's timers hold at most 2^31-1 ms; a longer deadline would fire at once.
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+// Node's timers hold at most this; a longer deadline would fire at once.
+import { MAX_TIMER_MS } from '../../core/long-timeout.ts';
 
 /**
  * Serves Connect, gRPC-Web and gRPC routes on node:http (what connectNodeAdapter does), with
@@ -55,14 +54,14 @@ export function rpcHandler(routes: (router: ConnectRouter) => void, options: Con
 /** Deadlines longer than a timer can hold are clamped, so that they do not expire at once. */
 function clampTimeouts(req: IncomingMessage): void {
   const connect = req.headers['connect-timeout-ms'];
-  if (typeof connect === 'string' && /^\d+$/.test(connect) && Number(connect) > MAX_TIMEOUT_MS) {
-    req.headers['connect-timeout-ms'] = String(MAX_TIMEOUT_MS);
+  if (typeof connect === 'string' && /^\d+$/.test(connect) && Number(connect) > MAX_TIMER_MS) {
+    req.headers['connect-timeout-ms'] = String(MAX_TIMER_MS);
   }
   const grpc = req.headers['grpc-timeout'];
   const units: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
   const match = typeof grpc === 'string' ? /^(\d+)([HMSmun])$/.exec(grpc) : null;
-  if (match && Number(match[1]) * (units[match[2] as string] as number) > MAX_TIMEOUT_MS) {
-    req.headers['grpc-timeout'] = `${Math.floor(MAX_TIMEOUT_MS / 1000)}S`;
+  if (match && Number(match[1]) * (units[match[2] as string] as number) > MAX_TIMER_MS) {
+    req.headers['grpc-timeout'] = `${Math.floor(MAX_TIMER_MS / 1000)}S`;
   }
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { SandboxProcess } from '../../core/process.ts';
+import { type LongTimeout, setLongTimeout } from '../../core/long-timeout.ts';
 import type { ProcessTable, StartRequest } from '../../core/process-table.ts';
 import { ApiError } from './errors.ts';
 
@@ -25,7 +26,7 @@ export class PtySession {
   readonly token = randomBytes(24).toString('base64url');
   readonly createdAt = Date.now();
   readonly clients = new Set<SessionClient>();
-  idleTimer: NodeJS.Timeout | undefined;
+  idleTimer: LongTimeout | undefined;
 
   constructor(readonly process: SandboxProcess) {}
 
@@ -70,7 +71,7 @@ export class PtySessions {
   }
 
   attach(session: PtySession, client: SessionClient): void {
-    clearTimeout(session.idleTimer);
+    session.idleTimer?.clear();
     session.clients.add(client);
   }
 
@@ -82,7 +83,7 @@ export class PtySessions {
   /** SIGHUP to the session's process group, SIGKILL to all its descendants after the grace; its clients are told. */
   delete(session: PtySession): void {
     this.sessions.delete(session.id);
-    clearTimeout(session.idleTimer);
+    session.idleTimer?.clear();
     for (const client of session.clients) client.terminate();
     session.clients.clear();
     const { process } = session;
@@ -101,7 +102,7 @@ export class PtySessions {
   }
 
   private detached(session: PtySession): void {
-    clearTimeout(session.idleTimer);
-    session.idleTimer = setTimeout(() => this.delete(session), this.options.idleTimeoutMs).unref();
+    session.idleTimer?.clear();
+    session.idleTimer = setLongTimeout(() => this.delete(session), this.options.idleTimeoutMs);
   }
 }
