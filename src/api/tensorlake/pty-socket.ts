@@ -51,7 +51,9 @@ export function serveTerminal(
     stop.abort();
     sessions.detach(session, client);
   });
-  socket.on('error', () => socket.terminate());
+  // ws ends the connection itself after an error, sending the close code first (1009 for a
+  // frame too large); terminating here cut that frame off, and the client saw only 1006.
+  socket.on('error', () => {});
 
   socket.on('message', (frame: Buffer) => {
     try {
