@@ -376,10 +376,14 @@ async function terminalIo(
   cell: Cell,
 ): Promise<ChildIo> {
   const terminal = await Terminal.start(spec, size, log, (fork) =>
-    cell.enter(() => spawnWithGroups(spec.user, fork)),
+    cell.enter(() => {
+      const pty = spawnWithGroups(spec.user, fork);
+      // In the same synchronous step as the fork, before the reaper can look.
+      ownChildren.add(pty.pid);
+      cell.adopt(pty.pid);
+      return pty;
+    }),
   );
-  ownChildren.add(terminal.pid);
-  cell.adopt(terminal.pid);
   void terminal.exited.then(() => ownChildren.delete(terminal.pid));
   return {
     pid: terminal.pid,

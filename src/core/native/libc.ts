@@ -1,4 +1,4 @@
-import koffi from 'koffi';
+import koffi, { type LibraryHandle } from 'koffi';
 
 /**
  * The few C library calls Node does not offer, through koffi (prebuilt binaries in npm
@@ -41,47 +41,57 @@ export const FD_CLOEXEC = 1;
 export const ECHILD = 10;
 export const EINTR = 4;
 
-let loaded: { libc: Libc | undefined; problem?: string } | undefined;
+/** Native functions, or the reason they could not be declared, which the daemon reports. */
+export type Loaded<T> = { value: T; problem?: undefined } | { value: undefined; problem: string };
+
+let self: LibraryHandle | undefined;
+
+/**
+ * The one loader of native code: declares functions of the running program's own symbols,
+ * which include the C library's (glibc or musl alike). Each caller keeps what it gets.
+ */
+export function loadNative<T>(declare: (self: LibraryHandle) => T): Loaded<T> {
+  if (process.platform !== 'linux') return { value: undefined, problem: 'not Linux' };
+  try {
+    self ??= koffi.load(null);
+    return { value: declare(self) };
+  } catch (error) {
+    return { value: undefined, problem: (error as Error).message };
+  }
+}
+
+let loaded: Loaded<Libc> | undefined;
 
 /** The C library, or undefined with the reason it could not be loaded. */
 export function libc(): { libc: Libc | undefined; problem?: string } {
-  loaded ??= load();
-  return loaded;
+  loaded ??= loadNative(declareLibc);
+  return { libc: loaded.value, problem: loaded.problem };
 }
 
-function load(): { libc: Libc | undefined; problem?: string } {
-  if (process.platform !== 'linux') return { libc: undefined, problem: 'not Linux' };
+function declareLibc(self: LibraryHandle): Libc {
   const numbers = SYSCALLS[process.arch];
-  try {
-    // The running program's own symbols, which include the C library's, glibc or musl alike.
-    const self = koffi.load(null);
-    const prctl = self.func(
-      'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
-    );
-    const waitid = self.func('int waitid(int idtype, uint32_t id, void *infop, int options)');
-    const waitpid = self.func('int waitpid(int pid, void *status, int options)');
-    const syscall = self.func('long syscall(long number, ...)');
-    const fcntl = self.func('int fcntl(int fd, int cmd, ...)');
-    return {
-      libc: {
-        prctl: (option, argument) => prctl(option, argument, 0, 0, 0),
-        waitid: (idType, id, info, options) => waitid(idType, id, info, options),
-        waitpid: (pid, options) => waitpid(pid, null, options),
-        waitpidStatus: (pid, status, options) => waitpid(pid, status, options),
-        syscall(name, ...args) {
-          if (!numbers) throw new Error(`no system call numbers for ${process.arch}`);
-          const typed = args.flatMap((arg): (string | number | Buffer)[] =>
-            typeof arg === 'number' ? ['long', arg] : ['void *', arg],
-          );
-          return Number(syscall(numbers[name], ...typed));
-        },
-        fcntl: (fd, command, argument) => fcntl(fd, command, 'int', argument),
-        errno: () => koffi.errno(),
-      },
-    };
-  } catch (error) {
-    return { libc: undefined, problem: (error as Error).message };
-  }
+  const prctl = self.func(
+    'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
+  );
+  const waitid = self.func('int waitid(int idtype, uint32_t id, void *infop, int options)');
+  const waitpid = self.func('int waitpid(int pid, void *status, int options)');
+  const syscall = self.func('long syscall(long number, ...)');
+  const fcntl = self.func('int fcntl(int fd, int cmd, ...)');
+  return {
+    prctl: (option, argument) => prctl(option, argument, 0, 0, 0),
+    waitid: (idType, id, info, options) => waitid(idType, id, info, options),
+    waitpid: (pid, options) => waitpid(pid, null, options),
+    waitpidStatus: (pid, status, options) => waitpid(pid, status, options),
+    syscall(name, ...args) {
+      if (!numbers) throw new Error(`no system call numbers for ${process.arch}`);
+      const typed = args.flatMap((arg): (string | number | Buffer)[] =>
+        typeof arg === 'number' ? ['long', arg] : ['void *', arg],
+      );
+      return Number(syscall(numbers[name], ...typed));
+    },
+    fcntl: (fd, command, argument) => fcntl(fd, command, 'int', argument),
+    errno: () => koffi.errno(),
+  };
 }
 
 /** Whether raw credential system calls are known for this processor. */

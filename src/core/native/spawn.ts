@@ -1,6 +1,7 @@
 import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
-import koffi from 'koffi';
+import koffi, { type LibraryHandle } from 'koffi';
+import { type Loaded, loadNative } from './libc.ts';
 
 /**
  * Starting a process with posix_spawn(3), which glibc and musl do with vfork: the daemon's
@@ -69,44 +70,42 @@ interface Calls {
   errno(): number;
 }
 
-let calls: Calls | null | undefined;
+let calls: Loaded<Calls> | undefined;
 
-function load(): Calls | null {
-  if (process.platform !== 'linux') return null;
-  try {
-    const c = koffi.load(null);
-    return {
-      posixSpawn: c.func(
-        'int posix_spawn(void *pid, const char *path, void *actions, void *attrp, const char **argv, const char **envp)',
-      ),
-      actionsInit: c.func('int posix_spawn_file_actions_init(void *actions)'),
-      actionsDestroy: c.func('int posix_spawn_file_actions_destroy(void *actions)'),
-      addDup2: c.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)'),
-      addOpen: c.func(
-        'int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int oflag, uint32_t mode)',
-      ),
-      addChdir: c.func('int posix_spawn_file_actions_addchdir_np(void *actions, const char *path)'),
-      attrInit: c.func('int posix_spawnattr_init(void *attr)'),
-      attrDestroy: c.func('int posix_spawnattr_destroy(void *attr)'),
-      setFlags: c.func('int posix_spawnattr_setflags(void *attr, short flags)'),
-      setSigDefault: c.func('int posix_spawnattr_setsigdefault(void *attr, void *set)'),
-      setSigMask: c.func('int posix_spawnattr_setsigmask(void *attr, void *set)'),
-      sigFillSet: c.func('int sigfillset(void *set)'),
-      sigEmptySet: c.func('int sigemptyset(void *set)'),
-      sigDelSet: c.func('int sigdelset(void *set, int signum)'),
-      pipe2: c.func('int pipe2(void *fds, int flags)'),
-      errno: () => koffi.errno(),
-    };
-  } catch {
-    // An old C library (no addchdir_np), or no koffi: Node's spawn does it all.
-    return null;
-  }
+function declareCalls(c: LibraryHandle): Calls {
+  return {
+    posixSpawn: c.func(
+      'int posix_spawn(void *pid, const char *path, void *actions, void *attrp, const char **argv, const char **envp)',
+    ),
+    actionsInit: c.func('int posix_spawn_file_actions_init(void *actions)'),
+    actionsDestroy: c.func('int posix_spawn_file_actions_destroy(void *actions)'),
+    addDup2: c.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)'),
+    addOpen: c.func(
+      'int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int oflag, uint32_t mode)',
+    ),
+    // Missing from an old C library: Node's spawn then does it all.
+    addChdir: c.func('int posix_spawn_file_actions_addchdir_np(void *actions, const char *path)'),
+    attrInit: c.func('int posix_spawnattr_init(void *attr)'),
+    attrDestroy: c.func('int posix_spawnattr_destroy(void *attr)'),
+    setFlags: c.func('int posix_spawnattr_setflags(void *attr, short flags)'),
+    setSigDefault: c.func('int posix_spawnattr_setsigdefault(void *attr, void *set)'),
+    setSigMask: c.func('int posix_spawnattr_setsigmask(void *attr, void *set)'),
+    sigFillSet: c.func('int sigfillset(void *set)'),
+    sigEmptySet: c.func('int sigemptyset(void *set)'),
+    sigDelSet: c.func('int sigdelset(void *set, int signum)'),
+    pipe2: c.func('int pipe2(void *fds, int flags)'),
+    errno: () => koffi.errno(),
+  };
+}
+
+function loaded(): Loaded<Calls> {
+  calls ??= loadNative(declareCalls);
+  return calls;
 }
 
 /** Whether posix_spawn can be used here. */
 export function canSpawnFast(): boolean {
-  calls ??= load();
-  return calls !== null;
+  return loaded().value !== undefined;
 }
 
 /** A failure of the C library, shaped as Node's errors are (code, errno, syscall). */
@@ -132,8 +131,15 @@ function systemError(call: string, errno: number): NodeJS.ErrnoException {
  * which case nothing is left behind. The caller must reap the pid.
  */
 export function spawnFast(options: FastSpawnOptions): FastChild {
-  const c = calls ?? load();
-  if (!c) throw new Error('posix_spawn is not available');
+  const { value: c, problem } = loaded();
+  if (!c) throw new Error(`posix_spawn is not available: ${problem}`);
+  // posix_spawn and its helpers return the error number; the signal-set calls set errno.
+  const check = (call: string, result: number) => {
+    if (result !== 0) throw systemError(call, result);
+  };
+  const checkErrno = (call: string, result: number) => {
+    if (result !== 0) throw systemError(call, c.errno());
+  };
   const pipes: [number, number][] = [];
   const makePipe = (): [number, number] => {
     const fds = Buffer.alloc(8);
@@ -144,34 +150,39 @@ export function spawnFast(options: FastSpawnOptions): FastChild {
   };
   const actions = Buffer.alloc(OPAQUE_BYTES);
   const attributes = Buffer.alloc(OPAQUE_BYTES);
-  c.actionsInit(actions);
-  c.attrInit(attributes);
+  check('posix_spawn_file_actions_init', c.actionsInit(actions));
+  const attributesReady = c.attrInit(attributes);
   try {
+    check('posix_spawnattr_init', attributesReady);
     // [read end, write end] of each pipe; the child's end goes to its descriptor.
     const stdin = options.stdin === 'pipe' ? makePipe() : null;
     const stdout = options.stdout === 'pipe' ? makePipe() : null;
     const stderr = options.stderr === 'pipe' ? makePipe() : null;
-    const wire = (pipe: number | undefined, fd: number, nullFlags: number) => {
-      const result =
-        pipe === undefined ? c.addOpen(actions, fd, '/dev/null', nullFlags, 0) : c.addDup2(actions, pipe, fd);
-      if (result !== 0) throw systemError('posix_spawn_file_actions', result);
-    };
+    const wire = (pipe: number | undefined, fd: number, nullFlags: number) =>
+      check(
+        'posix_spawn_file_actions',
+        pipe === undefined ? c.addOpen(actions, fd, '/dev/null', nullFlags, 0) : c.addDup2(actions, pipe, fd),
+      );
     wire(stdin?.[0], 0, O_RDONLY);
     wire(stdout?.[1], 1, O_WRONLY);
     wire(stderr?.[1], 2, O_WRONLY);
     if (options.cwd !== undefined) {
-      const result = c.addChdir(actions, options.cwd);
-      if (result !== 0) throw systemError('posix_spawn_file_actions_addchdir_np', result);
+      check('posix_spawn_file_actions_addchdir_np', c.addChdir(actions, options.cwd));
     }
     const all = Buffer.alloc(SIGSET_BYTES);
-    c.sigFillSet(all);
-    c.sigDelSet(all, SIGKILL);
-    c.sigDelSet(all, SIGSTOP);
+    checkErrno('sigfillset', c.sigFillSet(all));
+    checkErrno('sigdelset', c.sigDelSet(all, SIGKILL));
+    checkErrno('sigdelset', c.sigDelSet(all, SIGSTOP));
     const none = Buffer.alloc(SIGSET_BYTES);
-    c.sigEmptySet(none);
-    c.setSigDefault(attributes, all);
-    c.setSigMask(attributes, none);
-    c.setFlags(attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    checkErrno('sigemptyset', c.sigEmptySet(none));
+    check('posix_spawnattr_setsigdefault', c.setSigDefault(attributes, all));
+    check('posix_spawnattr_setsigmask', c.setSigMask(attributes, none));
+    // Without these the child would share the daemon's session and group, and kill(-pid) would
+    // miss it: a failure here must stop the start, not pass unseen.
+    check(
+      'posix_spawnattr_setflags',
+      c.setFlags(attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK),
+    );
     const pidBuffer = Buffer.alloc(4);
     const argv = [options.file, ...options.args, null];
     const envp = [...Object.entries(options.env).map(([key, value]) => `${key}=${value}`), null];
@@ -188,7 +199,7 @@ export function spawnFast(options: FastSpawnOptions): FastChild {
     };
   } finally {
     c.actionsDestroy(actions);
-    c.attrDestroy(attributes);
+    if (attributesReady === 0) c.attrDestroy(attributes);
     // Left only when the spawn failed.
     for (const [read, write] of pipes) {
       closeSync(read);
