@@ -322,22 +322,22 @@ describe('the scan', () => {
       await once(server, 'listening');
       return server;
     };
-    const servers: Server[] = [await listen('127.0.0.1'), await listen('::1')];
+    const servers: [Server, string][] = [
+      [await listen('127.0.0.1'), '127.0.0.1'],
+      [await listen('::1'), '::1'],
+    ];
     try {
       const ports = new ListeningPorts({ publicPorts: new Set(), ownerOf: async () => undefined });
       const found = await ports.list();
-      for (const [server, address] of [
-        [servers[0], '127.0.0.1'],
-        [servers[1], '::1'],
-      ] as const) {
-        const { port } = server?.address() as { port: number };
+      for (const [server, address] of servers) {
+        const { port } = server.address() as { port: number };
         const entry = found.find((p) => p.port === port && p.address === address);
         assert.ok(entry, `${address}:${port} in ${JSON.stringify(found)}`);
         assert.equal(entry.pid, process.pid);
         assert.match(entry.command ?? '', /node/);
       }
     } finally {
-      for (const server of servers) server.close();
+      for (const [server] of servers) server.close();
     }
   });
 });
