@@ -8,9 +8,10 @@ import { ApiError } from './errors.ts';
 import type { ListeningPortInfo, PortReady } from './responses.ts';
 
 export const DEFAULT_WAIT_MS = 30_000;
-// Beyond a few minutes a proxy in front is likely to cut a connection that sends nothing:
-// a longer wait is several waits in a row.
-export const MAX_WAIT_MS = 300_000;
+// The answer says nothing until the wait is over, and proxies cut a request silent for long
+// (a minute is common; Node's own fetch gives up on headers after 5): a longer wait is several
+// in a row, which is what the client does.
+export const MAX_WAIT_MS = 120_000;
 
 const waitMessage = `expected milliseconds, an integer from 0 to ${MAX_WAIT_MS}`;
 export const waitQuery = z.object({
