@@ -10,6 +10,7 @@ import { owningProcess } from '../src/core/process-owner.ts';
 import { eachLimited } from '../src/ports/each-limited.ts';
 import { ListeningPorts } from '../src/ports/listening.ts';
 import { addressBytes, formatAddress, parseListeningSockets } from '../src/ports/proc-net-tcp.ts';
+import { waitForPort } from '../src/ports/wait.ts';
 
 const HEADER4 =
   '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
@@ -338,6 +339,53 @@ describe('the scan', () => {
       }
     } finally {
       for (const [server] of servers) server.close();
+    }
+  });
+});
+
+describe('waitForPort', () => {
+  /** Timers and sockets this process holds, by kind. */
+  const resources = () => {
+    const counts: Record<string, number> = {};
+    for (const kind of process.getActiveResourcesInfo()) counts[kind] = (counts[kind] ?? 0) + 1;
+    return counts;
+  };
+  const freePort = async () => {
+    const server = createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as { port: number };
+    server.close();
+    await once(server, 'close');
+    return port;
+  };
+
+  test('a timeout of 0 tries once; a listening port answers at once', async () => {
+    const port = await freePort();
+    assert.equal(await waitForPort(port, { timeoutMs: 0 }), undefined);
+    const server = createServer().listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const ready = await waitForPort(port, { timeoutMs: 0 });
+      assert.equal(ready?.address, '127.0.0.1');
+    } finally {
+      server.close();
+    }
+  });
+
+  test('an abort ends the wait with its reason and leaves no timer or socket behind', async () => {
+    const port = await freePort();
+    await new Promise((resolve) => setTimeout(resolve, 20)); // Closes of earlier tests, done.
+    const before = resources();
+    const controller = new AbortController();
+    const waiting = waitForPort(port, { timeoutMs: 60_000, signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 120)); // A few rounds of attempts.
+    const reason = new Error('client gone');
+    controller.abort(reason);
+    await assert.rejects(waiting, (error) => error === reason);
+    await new Promise((resolve) => setImmediate(resolve));
+    const left = resources();
+    for (const kind of ['Timeout', 'TCPSocketWrap', 'TCPWrap', 'ConnectWrap']) {
+      assert.ok((left[kind] ?? 0) <= (before[kind] ?? 0), `${kind}: ${JSON.stringify({ before, left })}`);
     }
   });
 });

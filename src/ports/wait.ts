@@ -43,7 +43,10 @@ export async function waitForPort(port: number, options: WaitOptions): Promise<P
     }
     const left = remaining();
     if (left <= 0) return undefined;
-    await sleep(Math.min(intervalMs, left), undefined, { signal });
+    // The abort's own reason, as throwIfAborted gives, rather than the timer's AbortError.
+    await sleep(Math.min(intervalMs, left), undefined, { signal }).catch((error: unknown) => {
+      throw signal?.aborted ? signal.reason : error;
+    });
   }
 }
 
