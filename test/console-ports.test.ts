@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { type AddressInfo, createServer } from 'node:net';
 import { after, before, describe } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { ProcessInfo } from '../src/client/index.ts';
@@ -69,6 +71,22 @@ describe('console: ports', inChromium, () => {
         assert.match(cells[4] ?? '', /createServer/);
         assert.equal(await row(page, port).locator('td a').getAttribute('href'), `#/logs/${server.pid}`);
         assert.equal(await row(page, port).locator('button', { hasText: 'Open' }).isEnabled(), true);
+
+        // A listener of no process started here (this test's own) goes when the box says so.
+        const own = createServer().listen(0, '127.0.0.1');
+        await once(own, 'listening');
+        try {
+          const ownPort = (own.address() as AddressInfo).port;
+          await row(page, ownPort).waitFor();
+          assert.equal(await row(page, ownPort).locator('td').nth(3).textContent(), '');
+          await page.check('input[name="started-here"]');
+          await row(page, ownPort).waitFor({ state: 'detached' });
+          assert.equal(await row(page, port).count(), 1);
+          await page.uncheck('input[name="started-here"]');
+          await row(page, ownPort).waitFor();
+        } finally {
+          own.close();
+        }
       } finally {
         await rest.kill(server.pid);
         await rest.waitForEnd(server.pid);

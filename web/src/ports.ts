@@ -62,6 +62,9 @@ export function portsScreen(): Screen {
   let timer: number | undefined;
   let polling = false;
   let shown = false;
+  let latest: ListeningPortInfo[] = [];
+  const startedHereOnly = h('input', { type: 'checkbox', name: 'started-here' });
+  startedHereOnly.addEventListener('change', () => render(latest));
 
   const refresh = async () => {
     if (polling) return;
@@ -69,7 +72,8 @@ export function portsScreen(): Screen {
     try {
       const response = await fetch(`${API}/ports`, { credentials: 'same-origin' });
       if (!response.ok) throw await failure(response);
-      render(((await response.json()) as { ports: ListeningPortInfo[] }).ports);
+      latest = ((await response.json()) as { ports: ListeningPortInfo[] }).ports;
+      render(latest);
     } catch (error) {
       notify(`Could not list ports: ${(error as Error).message}`, 'error');
     } finally {
@@ -117,11 +121,13 @@ export function portsScreen(): Screen {
       commandCell.textContent = command;
       commandCell.title = command;
     }
-    const open = info.public ? 'public' : '';
+    // Public: opened to anyone; private: a preview needs a link from this console or the token.
+    const open = info.public ? 'public' : 'private';
     if (row.cells[5]?.textContent !== open) (row.cells[5] as HTMLTableCellElement).textContent = open;
   };
 
-  const render = (ports: ListeningPortInfo[]) => {
+  const render = (all: ListeningPortInfo[]) => {
+    const ports = startedHereOnly.checked ? all.filter((info) => info.process_pid !== undefined) : all;
     const seen = new Set<string>();
     let previous: Element | null = null;
     for (const info of ports) {
@@ -160,10 +166,15 @@ export function portsScreen(): Screen {
     'section',
     { class: 'ports' },
     h(
-      'p',
-      { class: 'hint' },
-      'TCP ports that processes in the sandbox listen on. Process is the one this daemon started ' +
-        'that the listener belongs to; Open makes a private link to the port and opens it in a new tab.',
+      'div',
+      { class: 'toolbar' },
+      h(
+        'span',
+        { class: 'hint' },
+        'Listening TCP ports. Process: the one started here that the listener belongs to.',
+      ),
+      h('span', { class: 'spacer' }),
+      h('label', {}, startedHereOnly, ' Only processes started here'),
     ),
     h(
       'table',
