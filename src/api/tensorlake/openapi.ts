@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { WAIT_INTERVAL_MS } from '../../ports/wait.ts';
+import { SLOW_AFTER_MS, SLOW_WAIT_INTERVAL_MS, WAIT_INTERVAL_MS } from '../../ports/wait.ts';
 import { version } from '../../version.ts';
 import { followQuery, outputQuery } from './output.ts';
 import { waitQuery } from './ports.ts';
@@ -386,7 +386,8 @@ function operations(): Operation[] {
       tag: 'ports',
       summary: 'Wait until the port accepts a TCP connection on 127.0.0.1 or ::1',
       description:
-        `Tries to connect every ${WAIT_INTERVAL_MS} ms (the connection made is closed at once) until one succeeds or ` +
+        `Tries to connect every ${WAIT_INTERVAL_MS} ms (every ${SLOW_WAIT_INTERVAL_MS} ms after the first ` +
+        `${SLOW_AFTER_MS / 1000} s; a connection made is closed at once) until one succeeds or ` +
         '`timeout_ms` has passed. The wait ends if the client goes away.',
       query: waitQuery,
       answers: {
