@@ -316,6 +316,49 @@ describe('the scan', () => {
     }
   });
 
+  test('a later scan follows a socket to a new holder, and finds a new socket beside one no one is seen to hold', async () => {
+    // Ports 3000, 3001, … on 127.0.0.1, one per inode.
+    const hexPort = (i: number) => (3000 + i).toString(16).toUpperCase().padStart(4, '0');
+    const v4 = (inodes: number[]) =>
+      HEADER4 +
+      inodes.map((inode, i) => line4(i, `0100007F:${hexPort(i)}`, '00000000:0000', '0A', inode)).join('');
+    const root = await fakeProc(v4([701, 702]), HEADER6, {
+      10: { cmdline: 'first\0', comm: 'first', sockets: [701] },
+    });
+    try {
+      const ports = new ListeningPorts({
+        procRoot: root,
+        publicPorts: new Set(),
+        ownerOf: async () => undefined,
+      });
+      const holderOf = async (port: number) => (await ports.list()).find((p) => p.port === port)?.pid;
+      assert.equal(await holderOf(3000), 10);
+      assert.equal(await holderOf(3001), null, 'no process holds 702');
+      // The first holder ends; its child (a higher pid) holds the socket on.
+      await rm(join(root, '10'), { recursive: true });
+      await mkdir(join(root, '11', 'fd'), { recursive: true });
+      await writeFile(join(root, '11', 'cmdline'), 'second\0');
+      await symlink('socket:[701]', join(root, '11', 'fd', '5'));
+      assert.equal(await holderOf(3000), 11);
+      // A new socket is found although 702 still has no holder to be seen.
+      await writeFile(join(root, 'net', 'tcp'), v4([701, 702, 703]));
+      await mkdir(join(root, '12', 'fd'), { recursive: true });
+      await writeFile(join(root, '12', 'cmdline'), 'third\0');
+      await symlink('socket:[703]', join(root, '12', 'fd', '3'));
+      const listed = await ports.list();
+      assert.deepEqual(
+        listed.map((p) => [p.port, p.pid, p.command]),
+        [
+          [3000, 11, 'second'],
+          [3001, null, null],
+          [3002, 12, 'third'],
+        ],
+      );
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   test('the real /proc: a listener of this process on 127.0.0.1 and on ::1', async () => {
     const listen = async (host: string) => {
       const server = createServer();

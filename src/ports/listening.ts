@@ -31,6 +31,13 @@ export interface ListeningOptions {
 // Few enough not to crowd libuv's four threads; enough to hide each call's latency.
 const DEFAULT_CONCURRENCY = 8;
 const SOCKET_LINK = /^socket:\[(\d+)\]$/;
+const UNSEEN_RECHECK_MS = 10_000;
+
+/** One descriptor of one process: /proc/<pid>/fd/<fd>. */
+interface Descriptor {
+  pid: number;
+  fd: string;
+}
 
 /**
  * The listening TCP ports of the sandbox's network, read from /proc: the LISTEN sockets of
@@ -39,6 +46,11 @@ const SOCKET_LINK = /^socket:\[(\d+)\]$/;
  */
 export class ListeningPorts {
   private inFlight: Promise<ListeningPort[]> | undefined;
+  /** Where each socket's holder was found by the last scan. */
+  private lastSeen = new Map<string, Descriptor>();
+  /** Sockets the last walk for them found no holder of. */
+  private unseen = new Set<string>();
+  private unseenCheckedAt = Number.NEGATIVE_INFINITY;
   private readonly procRoot: string;
   private readonly concurrency: number;
 
@@ -65,31 +77,25 @@ export class ListeningPorts {
     if (all.length === 0) return [];
     const holders = await this.holders(new Set(all.map((socket) => socket.inode)));
     const sockets = oneSocketPerAddress(all, holders);
-    const described = new Map<number, Promise<{ command: string; owner: number | undefined }>>();
-    const describe = (pid: number) => {
-      let description = described.get(pid);
-      if (!description) {
-        description = Promise.all([this.commandOf(pid), this.options.ownerOf(pid)]).then(
-          ([command, owner]) => ({ command, owner }),
-        );
-        described.set(pid, description);
-      }
-      return description;
-    };
-    const ports = await Promise.all(
-      sockets.map(async ({ address, port, inode }): Promise<ListeningPort> => {
-        const pid = holders.get(inode);
-        const about = pid === undefined ? undefined : await describe(pid);
-        return {
-          port,
-          address,
-          pid: pid ?? null,
-          processPid: about?.owner,
-          command: about?.command ?? null,
-          public: this.options.publicPorts.has(port),
-        };
-      }),
-    );
+    // Each holder once, a few at a time: its command line and the walk up to its owner.
+    const described = new Map<number, { command: string; owner: number | undefined }>();
+    const holderPids = [...new Set(sockets.flatMap(({ inode }) => holders.get(inode) ?? []))];
+    await eachLimited(holderPids, this.concurrency, async (pid) => {
+      const command = await this.commandOf(pid);
+      described.set(pid, { command, owner: await this.options.ownerOf(pid) });
+    });
+    const ports = sockets.map(({ address, port, inode }): ListeningPort => {
+      const pid = holders.get(inode);
+      const about = pid === undefined ? undefined : described.get(pid);
+      return {
+        port,
+        address,
+        pid: pid ?? null,
+        processPid: about?.owner,
+        command: about?.command ?? null,
+        public: this.options.publicPorts.has(port),
+      };
+    });
     return ports.sort(
       (a, b) =>
         a.port - b.port ||
@@ -100,16 +106,39 @@ export class ListeningPorts {
 
   /**
    * Socket inode → the lowest pid holding it (a socket shared by a server's forked workers is
-   * named by the parent that opened it). Processes are looked at in pid order and the walk
-   * stops once every socket has a holder.
+   * named by the parent that opened it). A socket found before is looked for where it was (one
+   * link to read); the others by a walk of every process's descriptors, in pid order, which
+   * stops once each has a holder. A socket no walk finds a holder for (its holder is in another
+   * PID namespace, say) would make every walk a whole one: it is looked for again only every
+   * UNSEEN_RECHECK_MS.
    */
   private async holders(inodes: ReadonlySet<string>): Promise<Map<string, number>> {
+    const found = new Map<string, Descriptor>();
+    await eachLimited([...inodes], this.concurrency, async (inode) => {
+      const last = this.lastSeen.get(inode);
+      if (last && (await this.socketAt(last)) === inode) found.set(inode, last);
+    });
+    const recheckUnseen = performance.now() - this.unseenCheckedAt >= UNSEEN_RECHECK_MS;
+    const missing = [...inodes].filter((inode) => !found.has(inode));
+    const wanted = new Set(recheckUnseen ? missing : missing.filter((inode) => !this.unseen.has(inode)));
+    const stillUnseen = recheckUnseen ? [] : missing.filter((inode) => this.unseen.has(inode));
+    if (wanted.size > 0) {
+      for (const [inode, descriptor] of await this.walk(wanted)) found.set(inode, descriptor);
+    }
+    if (recheckUnseen) this.unseenCheckedAt = performance.now();
+    this.unseen = new Set([...stillUnseen, ...[...wanted].filter((inode) => !found.has(inode))]);
+    this.lastSeen = found;
+    return new Map([...found].map(([inode, { pid }]) => [inode, pid]));
+  }
+
+  /** Every process's descriptors, in pid order, until each wanted socket has its holder. */
+  private async walk(wanted: ReadonlySet<string>): Promise<Map<string, Descriptor>> {
     const names = await readdir(this.procRoot).catch(() => [] as string[]);
     const pids = names
       .filter((name) => /^\d+$/.test(name))
       .map(Number)
       .sort((a, b) => a - b);
-    const holders = new Map<string, number>();
+    const found = new Map<string, Descriptor>();
     await eachLimited(
       pids,
       this.concurrency,
@@ -117,16 +146,21 @@ export class ListeningPorts {
         // Another user's process, without privilege, or one gone meanwhile: not to be seen.
         const fds = await readdir(`${this.procRoot}/${pid}/fd`).catch(() => [] as string[]);
         for (const fd of fds) {
-          const link = await readlink(`${this.procRoot}/${pid}/fd/${fd}`).catch(() => '');
-          const inode = SOCKET_LINK.exec(link)?.[1];
-          if (inode === undefined || !inodes.has(inode)) continue;
-          const known = holders.get(inode);
-          if (known === undefined || pid < known) holders.set(inode, pid);
+          const inode = await this.socketAt({ pid, fd });
+          if (inode === undefined || !wanted.has(inode)) continue;
+          const known = found.get(inode);
+          if (known === undefined || pid < known.pid) found.set(inode, { pid, fd });
         }
       },
-      () => holders.size === inodes.size,
+      () => found.size === wanted.size,
     );
-    return holders;
+    return found;
+  }
+
+  /** The inode of the socket a descriptor is, if it is one. */
+  private async socketAt({ pid, fd }: Descriptor): Promise<string | undefined> {
+    const link = await readlink(`${this.procRoot}/${pid}/fd/${fd}`).catch(() => '');
+    return SOCKET_LINK.exec(link)?.[1];
   }
 
   /** The command line as `ps` shows it: its words joined by spaces; the command name without one. */
