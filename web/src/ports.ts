@@ -34,16 +34,17 @@ export function reachableOnLoopback(address: string): boolean {
  */
 async function openPreview(port: number): Promise<void> {
   const tab = window.open('', '_blank');
-  if (tab) tab.opener = null;
+  if (!tab) {
+    // Asked for no link: it is single-use, and nothing could open it now.
+    notify(`The browser blocked the new tab: allow pop-ups here to open port ${port}`, 'error');
+    return;
+  }
+  tab.opener = null;
   try {
     const { url } = await api<PreviewLink>('POST', `/ports/${port}/preview`);
-    if (!tab) {
-      notify(`The browser blocked the new tab: allow pop-ups here to open port ${port}`, 'error');
-      return;
-    }
     tab.location.href = url;
   } catch (error) {
-    tab?.close();
+    tab.close();
     notify(`Could not open port ${port}: ${(error as Error).message}`, 'error');
   }
 }
