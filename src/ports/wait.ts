@@ -17,7 +17,7 @@ export interface WaitOptions {
 
 // Linux tells nobody when a socket starts to listen (inotify does not see /proc, and netlink's
 // socket diagnostics answer queries but send no events), so a wait has to try. A round of two
-// refused tries (127.0.0.1, ::1) costs about 0.2 ms of CPU: every 50 ms (1% of a core at most
+// refused tries (127.0.0.1, ::1) costs about 0.2 ms of CPU: every 50 ms (0.4% of a core
 // for one wait) while a port that opens soon is likely, then every 250 ms.
 export const WAIT_INTERVAL_MS = 50;
 export const SLOW_WAIT_INTERVAL_MS = 250;
