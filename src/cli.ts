@@ -8,9 +8,11 @@ import { execCommand } from './cli/exec.ts';
 import { killCommand } from './cli/kill.ts';
 import { logsCommand } from './cli/logs.ts';
 import { openapiCommand } from './cli/openapi.ts';
+import { portsCommand } from './cli/ports.ts';
 import { psCommand } from './cli/ps.ts';
 import { serveCommand } from './cli/serve.ts';
 import { signalCommand } from './cli/signal.ts';
+import { waitPortCommand } from './cli/wait-port.ts';
 import { version } from './version.ts';
 
 const program = new Command('sandboxd')
@@ -22,6 +24,8 @@ const program = new Command('sandboxd')
 serveCommand(program);
 execCommand(program);
 psCommand(program);
+portsCommand(program);
+waitPortCommand(program);
 logsCommand(program);
 signalCommand(program);
 killCommand(program);

@@ -341,7 +341,19 @@ describe('errors a person can act on', () => {
 });
 
 describe('help', () => {
-  for (const command of ['serve', 'exec', 'ps', 'logs', 'signal', 'kill', 'attach', 'cp', 'openapi']) {
+  for (const command of [
+    'serve',
+    'exec',
+    'ps',
+    'ports',
+    'wait-port',
+    'logs',
+    'signal',
+    'kill',
+    'attach',
+    'cp',
+    'openapi',
+  ]) {
     test(`${command} --help describes it and gives an example`, async () => {
       const result = await cli([command, '--help']);
       assert.equal(result.code, 0);

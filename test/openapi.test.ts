@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -271,6 +272,16 @@ describe('the OpenAPI document', () => {
     await call('DELETE', `/files?path=${file}`);
     await call('DELETE', `/files?path=${file}`); // 404
     await rm(dir, { recursive: true, force: true });
+
+    // Ports: the list, a wait on the daemon's own port, on a closed one (408) and on no port (400).
+    await call('GET', '/ports');
+    await call('GET', `/ports/${new URL(daemon.url).port}/wait?timeout_ms=1000`);
+    const closed = createServer().listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const closedPort = (closed.address() as AddressInfo).port;
+    closed.close();
+    await call('GET', `/ports/${closedPort}/wait?timeout_ms=0`); // 408
+    await call('GET', '/ports/0/wait'); // 400
 
     const missed = conformance.all.filter((operation) => !conformance.seen.has(operation));
     assert.deepEqual(missed, [], 'operations this test never called');

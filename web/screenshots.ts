@@ -77,6 +77,24 @@ try {
   await page.goto(`${daemon.url}/ui/#/files/${files}`);
   await page.waitForSelector('tr[data-name="data.csv"]');
   await page.screenshot({ path: join(DOCS, 'console-files.png') });
+  // Two web servers: one started as it is, one as a shell's background job.
+  const web = await client.start({
+    command: 'python3',
+    args: ['-m', 'http.server', '8000', '--bind', '127.0.0.1'],
+    name: 'web',
+  });
+  pids.push(web.pid);
+  const dev = await client.start({
+    command: '/bin/sh',
+    args: ['-c', `node -e "require('http').createServer((q, s) => s.end('ok')).listen(5173)" & wait`],
+    name: 'dev-server',
+  });
+  pids.push(dev.pid);
+  await page.goto(`${daemon.url}/ui/#/ports`);
+  await page.waitForSelector('tbody tr[data-port="8000"]');
+  await page.waitForSelector('tbody tr[data-port="5173"]');
+  await page.check('input[name="started-here"]');
+  await page.screenshot({ path: join(DOCS, 'console-ports.png') });
   await context.close();
 } finally {
   for (const pid of pids) await client.kill(pid);

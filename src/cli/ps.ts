@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { ProcessInfo } from '../client/index.ts';
 import { signalName } from '../core/signals.ts';
 import { type ConnectionOptions, example, run, withConnection } from './connection.ts';
+import { formatTable } from './table.ts';
 
 export function psCommand(program: Command): void {
   withConnection(program.command('ps'))
@@ -33,18 +34,7 @@ function table(processes: ProcessInfo[]): string {
       [p.command, ...p.args].map(quote).join(' '),
     ]),
   ];
-  const widths =
-    rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] as string).length))) ?? [];
-  const width = process.stdout.isTTY ? process.stdout.columns : Infinity;
-  return rows
-    .map((row) =>
-      row
-        .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] as number)))
-        .join('  ')
-        .slice(0, width),
-    )
-    .join('\n')
-    .concat('\n');
+  return formatTable(rows);
 }
 
 function age(ms: number): string {

@@ -4,8 +4,10 @@ import type { z } from 'zod';
 import type { createBody as ptyCreateBody } from '../api/tensorlake/pty-routes.ts';
 import type {
   DaemonInfo,
+  ListeningPortInfo,
   OutputEvent,
   OutputPage,
+  PortReady,
   ProcessInfo,
   PtyCreated,
   PtySessionInfo,
@@ -64,6 +66,9 @@ export interface FileStat {
 }
 
 const API = '/api/v1';
+// A port wait is asked for in rounds no longer than this: its request is silent until it is
+// answered, and a proxy in between may cut a request that is silent for a minute.
+const PORT_WAIT_ROUND_MS = 30_000;
 // The daemon sends a heartbeat every 15 s.
 const DEFAULT_IDLE_MS = 45_000;
 
@@ -278,6 +283,33 @@ export class SandboxClient {
     // Loaded when first needed: the WebSocket library is most of a short command's start-up.
     const { TerminalConnection } = await import('./terminal.ts');
     return TerminalConnection.open(url, sessionToken === undefined ? this.authHeaders : {}, this.url);
+  }
+
+  /** The sandbox's listening TCP ports, by port, with the process holding each. */
+  async listPorts(): Promise<ListeningPortInfo[]> {
+    return (await this.call<{ ports: ListeningPortInfo[] }>('GET', '/ports')).ports;
+  }
+
+  /**
+   * Resolves once the port accepts a TCP connection on the sandbox's loopback; throws
+   * DaemonError 408 (REQUEST_TIMEOUT) once `timeoutMs` has passed. `waited_ms` is the whole wait.
+   */
+  async waitForPort(
+    port: number,
+    timeoutMs: number,
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<PortReady> {
+    const started = Date.now();
+    for (;;) {
+      const round = Math.max(0, Math.min(PORT_WAIT_ROUND_MS, timeoutMs - (Date.now() - started)));
+      const response = await this.request('GET', `/ports/${port}/wait?timeout_ms=${round}`, { signal });
+      if (response.ok) return { ...((await response.json()) as PortReady), waited_ms: Date.now() - started };
+      const error = await DaemonError.from(response);
+      if (error.status !== 408) throw error;
+      if (Date.now() - started >= timeoutMs) {
+        throw new DaemonError(408, error.code, `port ${port} accepted no connection within ${timeoutMs} ms`);
+      }
+    }
   }
 
   /** A file's bytes as a stream (`range` such as `bytes=0-99`); throws DaemonError if absent. */

@@ -1,6 +1,8 @@
 export type {
   DaemonInfo,
+  ListeningPortInfo,
   OutputPage,
+  PortReady,
   ProcessInfo,
   PtyCreated,
   PtySessionInfo,

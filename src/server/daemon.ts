@@ -3,10 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { envdDialect } from '../api/envd/index.ts';
 import { tensorlakeDialect } from '../api/tensorlake/index.ts';
 import { type ContainmentChoice, openContainment } from '../core/containment/index.ts';
+import { owningProcess } from '../core/process-owner.ts';
 import { ProcessTable } from '../core/process-table.ts';
 import { Reaper } from '../core/reaper.ts';
 import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
+import { ListeningPorts } from '../ports/listening.ts';
 import { consoleUi } from '../ui/index.ts';
 import { version } from '../version.ts';
 import { answerClientErrors } from './client-errors.ts';
@@ -85,11 +87,15 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     maxListEntries: 100_000,
     watch: { maxEvents: 4096, maxDirectories: 8192, maxWatches: 256 },
   });
+  // Ports opened to anyone, without credentials: none yet.
+  const publicPorts: ReadonlySet<number> = new Set();
+  const ports = new ListeningPorts({ ownerOf: (pid) => owningProcess(table, pid), publicPorts });
   const limits = { jsonBytes: MiB, stdinBytes: 16 * MiB };
   const dialects = [
     tensorlakeDialect({
       table,
       files,
+      ports,
       limits,
       version,
       startedAt,

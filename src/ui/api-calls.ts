@@ -18,6 +18,8 @@ const calls: [method: string, path: RegExp][] = [
   ['PUT', /^\/api\/v1\/files$/],
   ['DELETE', /^\/api\/v1\/files$/],
   ['GET', /^\/api\/v1\/files\/list$/],
+  ['GET', /^\/api\/v1\/ports$/],
+  ['POST', /^\/api\/v1\/ports\/\d{1,5}\/preview$/],
 ];
 
 /** True for a route the console calls. */

@@ -1,5 +1,6 @@
 import { filesScreen } from './files.ts';
 import { logsScreen } from './logs.ts';
+import { portsScreen } from './ports.ts';
 import { processesScreen } from './processes.ts';
 import type { Screen } from './screen.ts';
 
@@ -29,6 +30,7 @@ const screens: Record<string, Screen> = {
   logs: logsScreen(),
   terminal: lazyTerminal(),
   files: filesScreen(),
+  ports: portsScreen(),
 };
 
 let current: Screen | undefined;

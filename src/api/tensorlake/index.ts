@@ -5,11 +5,13 @@ import type { Dialect } from '../../http/dialect.ts';
 import { sendJson } from '../../http/json.ts';
 import { Router, safeDecode } from '../../http/router.ts';
 import { refuseUpgrade } from '../../http/upgrade.ts';
+import type { ListeningPorts } from '../../ports/listening.ts';
 import { ApiError, sendError } from './errors.ts';
 import { fileRoutes } from './files.ts';
 import type { Limits } from './limits.ts';
 import { openapiDocument } from './openapi.ts';
 import { outputRoutes } from './output.ts';
+import { portRoutes } from './ports.ts';
 import { processRoutes } from './processes.ts';
 import { type PtyOptions, ptyRoutes } from './pty-routes.ts';
 import { runRoute } from './run.ts';
@@ -17,6 +19,8 @@ import { runRoute } from './run.ts';
 export interface TensorlakeOptions {
   table: ProcessTable;
   files: FileSystem;
+  /** The sandbox's listening ports. */
+  ports: ListeningPorts;
   limits: Limits;
   pty: PtyOptions;
   version: string;
@@ -38,6 +42,7 @@ const WEBSOCKET_PATH = /^\/api\/v1\/pty\/(?<id>[^/]+)\/ws\/?$/;
 export function tensorlakeDialect({
   table,
   files,
+  ports,
   limits,
   pty,
   version,
@@ -47,6 +52,7 @@ export function tensorlakeDialect({
   const output = outputRoutes(table);
   const terminals = ptyRoutes(table, limits, pty);
   const fileAccess = fileRoutes(files);
+  const listening = portRoutes(ports);
   const router = new Router()
     .add('GET', `${PREFIX}/health`, ({ res }) => sendJson(res, 200, { healthy: true }))
     .add('GET', `${PREFIX}/info`, ({ res }) => {
@@ -77,6 +83,8 @@ export function tensorlakeDialect({
     .add('PUT', `${PREFIX}/files`, fileAccess.write)
     .add('DELETE', `${PREFIX}/files`, fileAccess.remove)
     .add('GET', `${PREFIX}/files/list`, fileAccess.list)
+    .add('GET', `${PREFIX}/ports`, listening.list)
+    .add('GET', `${PREFIX}/ports/:port/wait`, listening.wait)
     .add('GET', `${PREFIX}/pty/:id/ws`, () => {
       throw new ApiError(426, 'UPGRADE_REQUIRED', 'this route speaks WebSocket');
     });

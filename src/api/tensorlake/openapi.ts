@@ -1,6 +1,8 @@
 import { z } from 'zod';
+import { SLOW_AFTER_MS, SLOW_WAIT_INTERVAL_MS, WAIT_INTERVAL_MS } from '../../ports/wait.ts';
 import { version } from '../../version.ts';
 import { followQuery, outputQuery } from './output.ts';
+import { waitQuery } from './ports.ts';
 import { createBody as ptyCreateBody, resizeBody as ptyResizeBody } from './pty-routes.ts';
 import {
   eofEventData,
@@ -10,6 +12,8 @@ import {
   infoResponse,
   outputEventData,
   outputPageResponse,
+  portListResponse,
+  portReadyResponse,
   processInfoResponse,
   processListResponse,
   ptyCreatedResponse,
@@ -59,6 +63,13 @@ const REF = {
   required: true,
   description: 'a pid, or a process name',
   schema: { type: 'string' },
+};
+const PORT = {
+  name: 'port',
+  in: 'path',
+  required: true,
+  description: 'a TCP port, 1 to 65535',
+  schema: { type: 'string', pattern: '^[0-9]{1,5}$' },
 };
 const SESSION = {
   name: 'id',
@@ -356,6 +367,36 @@ function operations(): Operation[] {
       answers: { 200: { description: 'the entries', json: fileListResponse }, ...fileErrors },
     },
   );
+  list.push(
+    {
+      method: 'get',
+      path: '/api/v1/ports',
+      id: 'listPorts',
+      tag: 'ports',
+      summary: 'The listening TCP ports, with the process holding each',
+      description:
+        "From /proc/net/tcp and tcp6 (LISTEN sockets) and the holders' descriptors. One entry per " +
+        'address and port: a port on both 0.0.0.0 and :: is two.',
+      answers: { 200: { description: 'the ports', json: portListResponse } },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/ports/{port}/wait',
+      id: 'waitForPort',
+      tag: 'ports',
+      summary: 'Wait until the port accepts a TCP connection on 127.0.0.1 or ::1',
+      description:
+        `Tries to connect every ${WAIT_INTERVAL_MS} ms (every ${SLOW_WAIT_INTERVAL_MS} ms after the first ` +
+        `${SLOW_AFTER_MS / 1000} s; a connection made is closed at once) until one succeeds or ` +
+        '`timeout_ms` has passed. The wait ends if the client goes away.',
+      query: waitQuery,
+      answers: {
+        200: { description: 'the port accepted a connection', json: portReadyResponse },
+        400: error('the port or the timeout is not valid (INVALID_REQUEST)'),
+        408: error('no connection was accepted in time (REQUEST_TIMEOUT)'),
+      },
+    },
+  );
   for (const view of ['stdout', 'stderr', 'output'] as const) {
     const which = view === 'output' ? 'stdout and stderr lines in the order they were read' : `${view} lines`;
     list.push(
@@ -485,6 +526,7 @@ export function openapiDocument(): JsonObject {
     const pathParameters = [
       op.path.includes('{ref}') ? REF : undefined,
       op.path.includes('{id}') ? SESSION : undefined,
+      op.path.includes('{port}') ? PORT : undefined,
     ];
     const parameters = [
       ...pathParameters.filter((p) => p !== undefined),
@@ -524,6 +566,7 @@ export function openapiDocument(): JsonObject {
       { name: 'output', description: 'captured output, read or followed' },
       { name: 'terminals', description: 'processes in a pseudo-terminal' },
       { name: 'files', description: 'files in the sandbox, read and written as streams' },
+      { name: 'ports', description: 'TCP ports that processes in the sandbox listen on' },
     ],
     paths,
     components: {

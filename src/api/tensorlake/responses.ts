@@ -151,6 +151,44 @@ export const fileListResponse = z
   })
   .meta({ id: 'FileList', description: 'directories first, then files, each by name' });
 
+const portNumber = z.number().int().min(1).max(65535);
+
+export const listeningPortResponse = z
+  .object({
+    port: portNumber,
+    address: z.string().describe('the address it listens on: `127.0.0.1`, `0.0.0.0`, `::`, `::1`, …'),
+    pid: z
+      .number()
+      .int()
+      .positive()
+      .nullable()
+      .describe(
+        "the OS process holding the socket; null when the daemon cannot see it (another user's " +
+          'process while the daemon is not root, or one in another PID namespace)',
+      ),
+    process_pid: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("the daemon's process the holder is, or descends from; absent when none"),
+    command: z.string().nullable().describe("the holder's command line; null with `pid`"),
+    public: z.boolean().describe("opened to anyone, without the daemon's credentials"),
+  })
+  .meta({ id: 'ListeningPort' });
+
+export const portListResponse = z
+  .object({ ports: z.array(listeningPortResponse).describe('by port, IPv4 before IPv6') })
+  .meta({ id: 'PortList' });
+
+export const portReadyResponse = z
+  .object({
+    port: portNumber,
+    address: z.enum(['127.0.0.1', '::1']).describe('where the connection was accepted'),
+    waited_ms: count.describe('how long the wait took'),
+  })
+  .meta({ id: 'PortReady' });
+
 export type ProcessInfo = z.output<typeof processInfoResponse>;
 export type OutputPage = z.output<typeof outputPageResponse>;
 export type OutputEvent = z.output<typeof outputEventData>;
@@ -161,3 +199,5 @@ export type PtyCreated = z.output<typeof ptyCreatedResponse>;
 export type PtySessionInfo = z.output<typeof ptySessionResponse>;
 export type ErrorBody = z.output<typeof errorResponse>;
 export type FileList = z.output<typeof fileListResponse>;
+export type ListeningPortInfo = z.output<typeof listeningPortResponse>;
+export type PortReady = z.output<typeof portReadyResponse>;

@@ -1,4 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
+import { readProcStat } from '../proc-stat.ts';
 import type { Cell, Containment } from './types.ts';
 
 interface ProcEntry {
@@ -124,12 +125,9 @@ async function processTable(): Promise<ProcEntry[]> {
     names
       .filter((name) => /^\d+$/.test(name))
       .map(async (name): Promise<ProcEntry | undefined> => {
-        const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => undefined);
-        if (stat === undefined) return undefined; // Gone meanwhile.
-        // After the parenthesised command name: state, ppid, pgrp, session, …
-        const [state, ppid, pgrp, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (state === 'Z' || state === 'X') return undefined;
-        return { pid: Number(name), ppid: Number(ppid), pgrp: Number(pgrp), session: Number(session) };
+        const stat = await readProcStat(Number(name));
+        if (stat === undefined || stat.state === 'Z' || stat.state === 'X') return undefined; // Gone, or a zombie.
+        return { pid: stat.pid, ppid: stat.ppid, pgrp: stat.pgrp, session: stat.session };
       }),
   );
   return entries.filter((entry) => entry !== undefined);
