@@ -1,33 +1,17 @@
 import { mkdtempSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Containment } from './containment/index.ts';
 import { SandboxError } from './errors.ts';
 import type { OutputLogOptions } from './output-log.ts';
 import { type ProcessOptions, type ProcessSpec, SandboxProcess } from './process.ts';
-import type { TerminalSize } from './pty.ts';
-import { type ManagedState, type RestartPolicy, Supervisor } from './supervisor.ts';
-import { type Accounts, type ResolvedUser, resolveUser, type UserSpec } from './users.ts';
+import { normaliseStart, restartPolicy, type StartRequest } from './start-request.ts';
+import { type ManagedState, Supervisor } from './supervisor.ts';
+import { type Accounts, type ResolvedUser, resolveUser } from './users.ts';
 
-/** A request to start a process, as the adapters hand it over. */
-export interface StartRequest {
-  command: string;
-  args?: string[];
-  /** Merged over the daemon's environment. */
-  env?: Record<string, string>;
-  cwd?: string;
-  user?: UserSpec;
-  stdin?: 'closed' | 'pipe';
-  stdout?: 'capture' | 'discard';
-  stderr?: 'capture' | 'discard';
-  name?: string;
-  /** Run in a pseudo-terminal of this size; stdin and output modes do not apply. */
-  pty?: TerminalSize;
-  /** Given (or a name given): the process is managed and restarted by this policy. */
-  restart?: RestartPolicy;
-}
+export type { StartRequest } from './start-request.ts';
 
 export interface TableOptions {
   /** Spill files live here; a fresh temporary folder when absent. */
@@ -56,6 +40,8 @@ export class ProcessTable {
   // Keyed by the spec that every incarnation of a managed process shares.
   private readonly supervisors = new Map<ProcessSpec, Supervisor>();
   private readonly dataDir: string;
+  /** Where `~` and relative working directories start when no user is named. */
+  private readonly home = homedir();
   private readonly ownsDataDir: boolean;
   private spawnCount = 0;
   private spillBytes = 0;
@@ -83,8 +69,9 @@ export class ProcessTable {
       void process.kill();
       throw new SandboxError('not_running', 'the daemon is shutting down');
     }
-    if (name !== undefined || request.restart) {
-      const policy = request.restart ?? { policy: 'never', initialBackoffMs: 500, maxBackoffMs: 30_000 };
+    if (request.deadlineMs !== undefined) process.setDeadline(request.deadlineMs);
+    const policy = restartPolicy(request.restart, name !== undefined);
+    if (policy) {
       const id = name ?? String(process.pid);
       this.supervisors.set(spec, new Supervisor(id, spec, policy, process, (next) => this.spawn(next)));
     }
@@ -183,23 +170,10 @@ export class ProcessTable {
     assertExecArguments(request);
     const user: ResolvedUser | undefined =
       request.user === undefined ? undefined : await resolveUser(this.options.accounts, request.user);
-    const userEnv: Record<string, string> = user?.name
-      ? { HOME: user.home ?? '/', USER: user.name, LOGNAME: user.name }
-      : {};
-    if (request.cwd !== undefined) await assertDirectory(request.cwd);
-    return {
-      command: request.command,
-      args: request.args ?? [],
-      env: { ...this.options.baseEnv, ...userEnv, ...request.env },
-      cwd: request.cwd ?? (user ? await homeOrRoot(user) : undefined),
-      user,
-      stdin: request.stdin ?? 'closed',
-      stdout: request.stdout ?? 'capture',
-      stderr: request.stderr ?? 'capture',
-      name: request.name,
-      pty: request.pty,
-      requestedEnv: request.env ?? {},
-    };
+    const spec = normaliseStart(request, { baseEnv: this.options.baseEnv, user, home: this.home });
+    if (spec.cwd !== undefined) await assertDirectory(spec.cwd);
+    else if (user) spec.cwd = await homeOrRoot(user);
+    return spec;
   }
 
   private async spawn(spec: ProcessSpec): Promise<SandboxProcess> {
@@ -293,7 +267,7 @@ export class ProcessTable {
 const VALID_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** What exec(2) cannot carry: an empty command, NUL bytes, '=' in a variable's name. */
-function assertExecArguments({ command, args = [], env = {}, cwd }: StartRequest): void {
+function assertExecArguments({ command, args = [], env = {} }: StartRequest): void {
   const fail = (field: string, problem: string) => {
     throw new SandboxError('invalid_argument', `${field}: ${problem}`);
   };
@@ -307,7 +281,6 @@ function assertExecArguments({ command, args = [], env = {}, cwd }: StartRequest
       fail(`env.${name}`, "a name must be non-empty, without '=' or NUL");
     if (value.includes('\0')) fail(`env.${name}`, 'must not contain a NUL byte');
   }
-  if (cwd?.includes('\0')) fail('cwd', 'must not contain a NUL byte');
 }
 
 async function assertDirectory(path: string): Promise<void> {

@@ -11,6 +11,7 @@ import { OutputLog, type OutputLogOptions, type StreamName } from './output-log.
 import { type ChildExit, Terminal, type TerminalSize } from './pty.ts';
 import { ownChildren, reaperRuns, reapFor } from './reaper.ts';
 import { signalNumber, validateSignal } from './signals.ts';
+import { clampTerminalSize } from './start-request.ts';
 import { type StdinOptions, StdinWriter } from './stdin.ts';
 import type { ResolvedUser } from './users.ts';
 
@@ -184,10 +185,11 @@ export class SandboxProcess {
     terminal.write(data);
   }
 
-  /** Resizes the terminal; the kernel sends SIGWINCH to its foreground group. */
+  /** Resizes the terminal (clamped to what a terminal shows); the kernel sends SIGWINCH to its foreground group. */
   resize(size: TerminalSize): void {
-    this.terminal().resize(size);
-    this.terminalSize = size;
+    const clamped = clampTerminalSize(size);
+    this.terminal().resize(clamped);
+    this.terminalSize = clamped;
   }
 
   /** Sends a signal to the process group (or only the leader). */

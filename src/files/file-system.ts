@@ -1,6 +1,7 @@
 import { homedir, userInfo } from 'node:os';
 import type { Readable } from 'node:stream';
 import { SandboxError } from '../core/errors.ts';
+import { resolvePath } from '../core/paths.ts';
 import type { Accounts } from '../core/users.ts';
 import type { Owner } from './directories.ts';
 import { type Entry, readEntry } from './entry.ts';
@@ -8,7 +9,6 @@ import { listDirectory } from './list.ts';
 import { checkMetadata } from './metadata.ts';
 import { makeDirectory, move, remove } from './operations.ts';
 import { OwnWrites } from './own-writes.ts';
-import { resolvePath } from './paths.ts';
 import { OpenFile } from './read.ts';
 import { DirectoryWatch, type WatchLimits } from './watch.ts';
 import { type WriteResult, writeAtomically } from './write.ts';

@@ -1,29 +1,23 @@
-import { homedir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
 import type { StartRequest as CoreStartRequest } from '../../core/process-table.ts';
 import type { StartRequest } from '../../gen/process/process_pb.ts';
 
-/** `~` is the home directory and a relative cwd is taken from there, as envd does. */
-function resolveCwd(cwd: string | undefined, home: string): string | undefined {
-  if (cwd === undefined || cwd === '') return undefined;
-  if (cwd === '~') return home;
-  if (cwd.startsWith('~/')) return join(home, cwd.slice(2));
-  return isAbsolute(cwd) ? cwd : join(home, cwd);
-}
-
-/** The core's request; `user`, when the call names one, runs it as that user from their home. */
-export function toCoreStart(request: StartRequest, user?: { name: string; home: string }): CoreStartRequest {
+/**
+ * The core's request: a mapping of fields, the core's rules for the rest (`~` and a relative
+ * cwd start at the user's home, a terminal side of 0 is the default). `user`, when the call
+ * names one, runs it as that user; `deadlineMs` is the call's Connect-Timeout-Ms.
+ */
+export function toCoreStart(request: StartRequest, user?: string, deadlineMs?: number): CoreStartRequest {
   const config = request.process;
-  const size = request.pty?.size;
   return {
     command: config?.cmd ?? '',
     args: config?.args ?? [],
     env: { ...config?.envs },
-    cwd: resolveCwd(config?.cwd, user?.home ?? homedir()),
-    ...(user ? { user: user.name } : {}),
+    cwd: config?.cwd,
+    ...(user === undefined ? {} : { user }),
     // Absent means a pipe.
     stdin: request.stdin === false ? 'closed' : 'pipe',
     name: request.tag,
-    pty: request.pty ? { cols: size?.cols || 80, rows: size?.rows || 24 } : undefined,
+    pty: request.pty ? { cols: request.pty.size?.cols, rows: request.pty.size?.rows } : undefined,
+    deadlineMs,
   };
 }

@@ -17,10 +17,8 @@ export function start(table: ProcessTable, files: FileSystem) {
   return async function* (request: StartRequest, context: HandlerContext) {
     if (!request.process?.cmd) throw new ConnectError('process.cmd is required', Code.InvalidArgument);
     const name = basicUserName(context);
-    const user = name === undefined ? undefined : await files.user(name).catch(invalidUsername(name));
-    const process = await translated(() => table.start(toCoreStart(request, user)));
-    const lifetimeMs = context.timeoutMs();
-    if (lifetimeMs !== undefined) process.setDeadline(lifetimeMs);
+    if (name !== undefined) await files.user(name).catch(invalidUsername(name));
+    const process = await translated(() => table.start(toCoreStart(request, name, context.timeoutMs())));
     // The stream's own deadline may pass a moment before the process's: what the stream
     // reports as timed out is killed, whichever comes first.
     const onDeadline = () => {

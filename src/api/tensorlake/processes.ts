@@ -16,7 +16,6 @@ export function processRoutes(table: ProcessTable, limits: Limits) {
     async start({ req, res }: RouteContext) {
       const body = startBody.parse(await readJson(req, limits.jsonBytes));
       const process = await table.start(toStartRequest(body));
-      if (body.timeout) process.setDeadline(body.timeout * 1000);
       sendJson(res, 201, processInfo(table, process));
     },
 

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { z } from 'zod';
 import type { ProcessTable } from '../../core/process-table.ts';
+import { DEFAULT_TERMINAL_SIZE } from '../../core/start-request.ts';
 import { isAuthorized, tokensMatch } from '../../http/auth.ts';
 import { readJson } from '../../http/body.ts';
 import { sendJson } from '../../http/json.ts';
@@ -11,20 +12,16 @@ import { refuseUpgrade } from '../../http/upgrade.ts';
 import { ApiError, toApiError } from './errors.ts';
 import type { Limits } from './limits.ts';
 import { type PtySession, type PtySessionOptions, PtySessions } from './pty-sessions.ts';
-import { clamp, type PtySocketOptions, serveTerminal } from './pty-socket.ts';
+import { type PtySocketOptions, serveTerminal } from './pty-socket.ts';
 import { sendNoContent } from './respond.ts';
 import type { PtySessionInfo } from './responses.ts';
-import { timeout, user } from './schemas.ts';
+import { commandFields, timeout, toStartRequest } from './schemas.ts';
 
 export const createBody = z
   .object({
-    command: z.string({ error: 'required, a string' }).min(1, 'must not be empty'),
-    args: z.array(z.string()).nullish(),
-    env: z.record(z.string(), z.string()).nullish(),
-    working_dir: z.string().nullish(),
+    ...commandFields,
     rows: z.number().int().nullish(),
     cols: z.number().int().nullish(),
-    user,
     timeout,
   })
   .meta({ id: 'PtyCreateRequest' });
@@ -47,8 +44,8 @@ function sessionInfo(session: PtySession): PtySessionInfo {
     pid: process.pid,
     command: process.spec.command,
     args: process.spec.args,
-    rows: process.size?.rows ?? 24,
-    cols: process.size?.cols ?? 80,
+    rows: (process.size ?? DEFAULT_TERMINAL_SIZE).rows,
+    cols: (process.size ?? DEFAULT_TERMINAL_SIZE).cols,
     created_at: session.createdAt,
     ended_at: process.endedAt,
     exit_code: session.exitCode,
@@ -65,15 +62,7 @@ export function ptyRoutes(table: ProcessTable, limits: Limits, options: PtyOptio
   return {
     async create({ req, res }: RouteContext) {
       const body = createBody.parse(await readJson(req, limits.jsonBytes));
-      const session = await sessions.create({
-        command: body.command,
-        args: body.args ?? [],
-        env: body.env ?? {},
-        cwd: body.working_dir ?? undefined,
-        user: body.user ?? undefined,
-        pty: { rows: clamp(body.rows ?? 24, 1, 500), cols: clamp(body.cols ?? 80, 1, 1000) },
-      });
-      if (body.timeout) session.process.setDeadline(body.timeout * 1000);
+      const session = await sessions.create(toStartRequest(body, { rows: body.rows, cols: body.cols }));
       sendJson(res, 201, { session_id: session.id, token: session.token });
     },
 
@@ -93,7 +82,7 @@ export function ptyRoutes(table: ProcessTable, limits: Limits, options: PtyOptio
     async resize(context: RouteContext) {
       const session = lookup(context);
       const body = resizeBody.parse(await readJson(context.req, limits.jsonBytes));
-      session.process.resize({ rows: clamp(body.rows, 1, 500), cols: clamp(body.cols, 1, 1000) });
+      session.process.resize({ rows: body.rows, cols: body.cols });
       sendNoContent(context.res);
     },
 

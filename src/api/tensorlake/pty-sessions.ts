@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { SandboxProcess } from '../../core/process.ts';
 import { type LongTimeout, setLongTimeout } from '../../core/long-timeout.ts';
+import type { SandboxProcess } from '../../core/process.ts';
 import type { ProcessTable, StartRequest } from '../../core/process-table.ts';
 import { ApiError } from './errors.ts';
 

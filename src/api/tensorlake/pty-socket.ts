@@ -79,9 +79,8 @@ export function serveTerminal(
       }
       if (session.process.running) session.process.writeTerminal(frame.subarray(1));
     } else if (opcode === RESIZE && frame.length >= 5) {
-      const cols = clamp(frame.readUInt16BE(1), 1, 1000);
-      const rows = clamp(frame.readUInt16BE(3), 1, 500);
-      if (session.process.running) session.process.resize({ cols, rows });
+      const size = { cols: frame.readUInt16BE(1), rows: frame.readUInt16BE(3) };
+      if (session.process.running) session.process.resize(size);
     } else if (opcode === READY && !streaming) {
       streaming = true;
       stream(socket, session, options, stop.signal).catch(() => socket.terminate());
@@ -110,8 +109,4 @@ async function stream(
   exit.writeInt32BE(code, 1);
   socket.send(exit);
   socket.close(CLOSE_EXIT, `exit:${code}`);
-}
-
-export function clamp(value: number, min: number, max: number): number {
-  return Math.min(max, Math.max(min, value));
 }

@@ -30,7 +30,6 @@ export function runRoute(table: ProcessTable, limits: Limits) {
       events.end();
       return;
     }
-    if (body.timeout) process.setDeadline(body.timeout * 1000);
     const events = new EventStream(res);
     await events.send([{ data: { pid: process.pid, started_at: process.startedAt } }]);
     const shape = { named: false, withStream: true };

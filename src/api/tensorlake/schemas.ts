@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { StartRequest } from '../../core/process-table.ts';
+import { RESTART_DEFAULTS } from '../../core/start-request.ts';
 
 // The SDK may send null for an absent optional field; both mean "not given".
 const stringMap = z.record(z.string(), z.string()).nullish();
@@ -12,16 +13,22 @@ export const user = z
   ])
   .nullish();
 
+// The core fills in what is left out; the document shows its defaults.
 const restart = z
   .object({
-    policy: z.enum(['never', 'on_failure', 'always']).default('on_failure'),
+    policy: z.enum(['never', 'on_failure', 'always']).nullish().meta({ default: RESTART_DEFAULTS.policy }),
     max_restarts: z.number().int().nonnegative().nullish(),
-    initial_backoff_ms: z.number().int().positive().default(500),
-    max_backoff_ms: z.number().int().positive().default(30_000),
+    initial_backoff_ms: z
+      .number()
+      .int()
+      .positive()
+      .nullish()
+      .meta({ default: RESTART_DEFAULTS.initialBackoffMs }),
+    max_backoff_ms: z.number().int().positive().nullish().meta({ default: RESTART_DEFAULTS.maxBackoffMs }),
   })
   .nullish();
 
-const commandFields = {
+export const commandFields = {
   command: z.string({ error: 'required, a string' }).min(1, 'must not be empty'),
   args: z.array(z.string()).nullish(),
   env: stringMap,
@@ -54,27 +61,34 @@ export const signalBody = z
   .meta({ id: 'SignalRequest' });
 
 type CommandBody = z.infer<typeof runBody>;
+type TerminalFields = { rows?: number | null; cols?: number | null };
 
-export function toStartRequest(body: CommandBody & Partial<z.infer<typeof startBody>>): StartRequest {
-  const restartPolicy = body.restart;
+/** The core's start request from any of this dialect's bodies: a field mapping, no defaults. */
+export function toStartRequest(
+  body: CommandBody & Partial<z.infer<typeof startBody>>,
+  terminal?: TerminalFields,
+): StartRequest {
+  const { restart } = body;
   return {
     command: body.command,
-    args: body.args ?? [],
-    env: body.env ?? {},
+    args: body.args ?? undefined,
+    env: body.env ?? undefined,
     cwd: body.working_dir ?? undefined,
     user: body.user ?? undefined,
-    stdin: body.stdin_mode ?? 'closed',
-    stdout: body.stdout_mode ?? 'capture',
-    stderr: body.stderr_mode ?? 'capture',
+    stdin: body.stdin_mode ?? undefined,
+    stdout: body.stdout_mode ?? undefined,
+    stderr: body.stderr_mode ?? undefined,
     name: body.name ?? undefined,
-    restart: restartPolicy
+    pty: terminal,
+    restart: restart
       ? {
-          policy: restartPolicy.policy,
-          maxRestarts: restartPolicy.max_restarts ?? undefined,
-          initialBackoffMs: restartPolicy.initial_backoff_ms,
-          maxBackoffMs: restartPolicy.max_backoff_ms,
+          policy: restart.policy ?? undefined,
+          maxRestarts: restart.max_restarts ?? undefined,
+          initialBackoffMs: restart.initial_backoff_ms ?? undefined,
+          maxBackoffMs: restart.max_backoff_ms ?? undefined,
         }
       : undefined,
+    deadlineMs: body.timeout ? body.timeout * 1000 : undefined,
   };
 }
 

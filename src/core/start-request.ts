@@ -1,0 +1,115 @@
+import { resolvePath } from './paths.ts';
+import type { ProcessSpec } from './process.ts';
+import type { TerminalSize } from './pty.ts';
+import type { RestartPolicy, RestartPolicyName } from './supervisor.ts';
+import type { ResolvedUser, UserSpec } from './users.ts';
+
+/**
+ * A request to start a process, as every dialect hands it over: each maps its own fields onto
+ * this, and the rules for what is left out or out of range live here alone.
+ */
+export interface StartRequest {
+  command: string;
+  args?: string[];
+  /** Merged over the daemon's environment. */
+  env?: Record<string, string>;
+  /** Absolute, or `~` and relative paths from the user's home; empty means not given. */
+  cwd?: string;
+  user?: UserSpec;
+  stdin?: 'closed' | 'pipe';
+  stdout?: 'capture' | 'discard';
+  stderr?: 'capture' | 'discard';
+  name?: string;
+  /** Run in a pseudo-terminal; a side missing or 0 takes the default, and sides are clamped. */
+  pty?: TerminalRequest;
+  /** Given (or a name given): the process is managed and restarted by this policy. */
+  restart?: RestartRequest;
+  /** The process group is SIGKILLed when this has passed. */
+  deadlineMs?: number;
+}
+
+export interface TerminalRequest {
+  cols?: number | null;
+  rows?: number | null;
+}
+
+export interface RestartRequest {
+  /** `on_failure` when a restart is asked for without one. */
+  policy?: RestartPolicyName;
+  maxRestarts?: number;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export const DEFAULT_TERMINAL_SIZE: TerminalSize = { cols: 80, rows: 24 };
+const MAX_TERMINAL_SIZE: TerminalSize = { cols: 1000, rows: 500 };
+/** What a restart that leaves them out gets (a name alone gets policy `never`). */
+export const RESTART_DEFAULTS = {
+  policy: 'on_failure',
+  initialBackoffMs: 500,
+  maxBackoffMs: 30_000,
+} as const satisfies Required<Omit<RestartRequest, 'maxRestarts'>>;
+
+/** A terminal size within what any terminal shows: 1..1000 columns, 1..500 rows. */
+export function clampTerminalSize({ cols, rows }: TerminalSize): TerminalSize {
+  const clamp = (value: number, max: number) => Math.min(max, Math.max(1, Math.trunc(value)));
+  return { cols: clamp(cols, MAX_TERMINAL_SIZE.cols), rows: clamp(rows, MAX_TERMINAL_SIZE.rows) };
+}
+
+/** The size asked for, a side missing or 0 taking the default (80×24), clamped. */
+export function terminalSize(given: TerminalRequest = {}): TerminalSize {
+  return clampTerminalSize({
+    cols: given.cols || DEFAULT_TERMINAL_SIZE.cols,
+    rows: given.rows || DEFAULT_TERMINAL_SIZE.rows,
+  });
+}
+
+/**
+ * The policy a process is supervised by: a restart asked for without a policy restarts on
+ * failure; a name alone makes a managed process that restarts only when asked (`never`).
+ */
+export function restartPolicy(given: RestartRequest | undefined, named: boolean): RestartPolicy | undefined {
+  if (given === undefined && !named) return undefined;
+  return {
+    policy: given ? (given.policy ?? RESTART_DEFAULTS.policy) : 'never',
+    maxRestarts: given?.maxRestarts,
+    initialBackoffMs: given?.initialBackoffMs ?? RESTART_DEFAULTS.initialBackoffMs,
+    maxBackoffMs: given?.maxBackoffMs ?? RESTART_DEFAULTS.maxBackoffMs,
+  };
+}
+
+export interface StartContext {
+  /** The environment every process starts from. */
+  baseEnv: Record<string, string>;
+  /** The user the request names, resolved; undefined runs it as the daemon's user. */
+  user: ResolvedUser | undefined;
+  /** The daemon's user's home: where `~` and relative paths start when no user is named. */
+  home: string;
+}
+
+/**
+ * The process to start, every default filled in (pure: the table checks that the working
+ * directory exists, and falls back to `/` for a user whose home does not).
+ */
+export function normaliseStart(request: StartRequest, { baseEnv, user, home }: StartContext): ProcessSpec {
+  const userEnv: Record<string, string> = user?.name
+    ? { HOME: user.home ?? '/', USER: user.name, LOGNAME: user.name }
+    : {};
+  const cwd =
+    request.cwd === undefined || request.cwd === ''
+      ? undefined
+      : resolvePath(request.cwd, user ? (user.home ?? '/') : home, 'cwd');
+  return {
+    command: request.command,
+    args: request.args ?? [],
+    env: { ...baseEnv, ...userEnv, ...request.env },
+    cwd,
+    user,
+    stdin: request.stdin ?? 'closed',
+    stdout: request.stdout ?? 'capture',
+    stderr: request.stderr ?? 'capture',
+    name: request.name,
+    pty: request.pty ? terminalSize(request.pty) : undefined,
+    requestedEnv: request.env ?? {},
+  };
+}
