@@ -78,7 +78,7 @@ before(async () => {
   };
 });
 after(async () => {
-  await rm(image.dir, { recursive: true, force: true });
+  if (image) await rm(image.dir, { recursive: true, force: true });
 });
 
 /** Starts the container's command: ENTRYPOINT + CMD, on free ports instead of the fixed ones. */
