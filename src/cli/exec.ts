@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { DaemonError, type ProcessInfo, type SandboxClient } from '../client/index.ts';
+import { exitCodeOf, SIGPIPE, signalExitCode } from '../core/signal-numbers.ts';
 import { type ConnectionOptions, example, reconnectNotice, run, withConnection } from './connection.ts';
 import { reportTruncation, writeLines } from './lines.ts';
 import { forwardSignals } from './signals.ts';
@@ -17,7 +18,6 @@ interface ExecOptions extends ConnectionOptions {
 // As docker exec: 125 when sandboxd itself fails, so it is told apart from the command's codes.
 const FAILURE = 125;
 const TIMED_OUT = 124;
-const SIGPIPE = 13;
 
 export function execCommand(program: Command): void {
   withConnection(program.command('exec'))
@@ -133,7 +133,7 @@ function exitCode(info: ProcessInfo, { timeout }: ExecOptions): number {
     process.stderr.write(`sandboxd: ${info.command} timed out after ${timeout} s and was killed\n`);
     return TIMED_OUT;
   }
-  return info.exit_code ?? 128 + (info.signal ?? 0);
+  return exitCodeOf({ exitCode: info.exit_code, signal: info.signal }) ?? 128;
 }
 
 /** Sends local stdin to the process, then EOF; stops quietly once the process stops taking it. */
@@ -157,8 +157,8 @@ function onBrokenPipe(client: SandboxClient, pid: number): () => Promise<number>
   let signalled: Promise<number> | undefined;
   const brokenPipe = () => {
     signalled ??= client.signal(pid, SIGPIPE).then(
-      () => 128 + SIGPIPE,
-      () => 128 + SIGPIPE,
+      () => signalExitCode(SIGPIPE),
+      () => signalExitCode(SIGPIPE),
     );
     return signalled;
   };

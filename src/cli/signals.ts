@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import { InvalidArgumentError } from 'commander';
 import { DaemonError, type SandboxClient, UnreachableError } from '../client/index.ts';
+import { signalExitCode } from '../core/signal-numbers.ts';
 
 /**
  * Sends the signals this process receives to a remote process group instead of dying of them.
@@ -19,7 +20,7 @@ export function forwardSignals(client: SandboxClient, names: NodeJS.Signals[]) {
       if (error instanceof DaemonError && ['PROCESS_NOT_RUNNING', 'NOT_FOUND'].includes(error.code)) return;
       process.stderr.write(`sandboxd: could not pass on signal ${signal}: ${(error as Error).message}\n`);
       // Nobody to pass it to: the signal was meant to end something, so this ends.
-      if (error instanceof UnreachableError) process.exit(128 + signal);
+      if (error instanceof UnreachableError) process.exit(signalExitCode(signal));
     });
   };
   const handlers = names.map((name) => {

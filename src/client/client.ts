@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import type { createBody as ptyCreateBody } from '../api/tensorlake/pty-routes.ts';
 import type {
   DaemonInfo,
+  FileList,
   ListeningPortInfo,
   OutputEvent,
   OutputPage,
@@ -58,12 +59,7 @@ export interface FollowOptions {
   onTruncated?: (loss: TruncatedEvent) => void;
 }
 
-export interface FileStat {
-  name: string;
-  is_dir: boolean;
-  size: number | null;
-  modified_at: number;
-}
+export type FileStat = FileList['entries'][number];
 
 const API = '/api/v1';
 // A port wait is asked for in rounds no longer than this: its request is silent until it is
@@ -346,7 +342,7 @@ export class SandboxClient {
     await this.call('DELETE', `/files?${new URLSearchParams({ path })}`);
   }
 
-  listFiles(path: string): Promise<{ path: string; entries: FileStat[] }> {
+  listFiles(path: string): Promise<FileList> {
     return this.call('GET', `/files/list?${new URLSearchParams({ path })}`);
   }
 }

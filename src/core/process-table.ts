@@ -7,6 +7,7 @@ import type { Containment } from './containment/index.ts';
 import { SandboxError } from './errors.ts';
 import type { OutputLogOptions } from './output-log.ts';
 import { type ProcessOptions, type ProcessSpec, SandboxProcess } from './process.ts';
+import { SIGTERM } from './signals.ts';
 import { normaliseStart, restartPolicy, type StartRequest } from './start-request.ts';
 import { type ManagedState, Supervisor } from './supervisor.ts';
 import { type Accounts, type ResolvedUser, resolveUser } from './users.ts';
@@ -132,7 +133,7 @@ export class ProcessTable {
     for (const supervisor of this.supervisors.values()) supervisor.stop();
     const all = this.list();
     const { containment } = this.options;
-    await containment.signalAll(15);
+    await containment.signalAll(SIGTERM);
     const running = all.filter((p) => p.running);
     const graceOver = new AbortController();
     await Promise.race([

@@ -214,16 +214,6 @@ export class SandboxProcess {
     return this.cell.kill();
   }
 
-  /** A signal to the leader's process group while the leader runs; a group with no members left is no error. */
-  signalGroup(signal: number): void {
-    if (!this.running) return;
-    try {
-      process.kill(-this.pid, signal);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-    }
-  }
-
   /** Kills the group at the deadline and marks the process as timed out. */
   setDeadline(ms: number): void {
     if (!this.running) return;

@@ -1,15 +1,12 @@
 import { constants } from 'node:os';
 import { SandboxError } from './errors.ts';
 
+export { exitCodeOf, SIGHUP, SIGINT, SIGKILL, SIGPIPE, SIGTERM, signalName } from './signal-numbers.ts';
+
 // Linux: 1..31 are the classic signals, 34..64 the real-time range (SIGRTMIN..SIGRTMAX as the
 // kernel sees them; glibc reserves 32 and 33 for itself).
 const REALTIME_MIN = 34;
 const REALTIME_MAX = 64;
-
-const numberToName = new Map<number, string>();
-for (const [name, number] of Object.entries(constants.signals)) {
-  if (!numberToName.has(number)) numberToName.set(number, name);
-}
 
 export function isValidSignal(signal: unknown): signal is number {
   if (typeof signal !== 'number' || !Number.isInteger(signal)) return false;
@@ -27,11 +24,7 @@ export function validateSignal(signal: unknown): number {
   return signal;
 }
 
-/** "SIGKILL" for 9; the real-time range has no names in Node, so "SIG40" for 40. */
-export function signalName(signal: number): string {
-  return numberToName.get(signal) ?? `SIG${signal}`;
-}
-
+/** The number of a signal Node names (as in a child's 'exit' event). */
 export function signalNumber(name: NodeJS.Signals): number {
   return constants.signals[name];
 }

@@ -1,5 +1,6 @@
 // The wire type, as the daemon's schema declares it (a type only: nothing of the daemon is bundled).
 import type { ProcessInfo } from '../../src/api/tensorlake/responses.ts';
+import { SIGNAL_NUMBERS, signalName } from '../../src/core/signal-numbers.ts';
 
 // The console is a client of the public REST routes, like any other; the browser's session
 // cookie authorizes it, so no credential ever passes through this code.
@@ -48,20 +49,14 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
 
 export type { ProcessInfo };
 
-// Linux's numbers; the API takes signals as numbers.
-export const SIGNALS: Record<number, string> = {
-  1: 'SIGHUP',
-  2: 'SIGINT',
-  3: 'SIGQUIT',
-  9: 'SIGKILL',
-  10: 'SIGUSR1',
-  12: 'SIGUSR2',
-  15: 'SIGTERM',
-  18: 'SIGCONT',
-  19: 'SIGSTOP',
-};
+export { signalName };
 
-export const signalName = (signal: number) => SIGNALS[signal] ?? `signal ${signal}`;
+/** The signals the process menu offers, by number (the API takes numbers). */
+export const SIGNALS: Record<number, string> = Object.fromEntries(
+  (
+    ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGKILL', 'SIGUSR1', 'SIGUSR2', 'SIGTERM', 'SIGCONT', 'SIGSTOP'] as const
+  ).map((name) => [SIGNAL_NUMBERS[name], name]),
+);
 
 /** How a process ended, in words; empty while it runs. */
 export function endOf(info: ProcessInfo): string {

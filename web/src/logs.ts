@@ -1,3 +1,4 @@
+import type { OutputEvent, TruncatedEvent } from '../../src/api/tensorlake/responses.ts';
 import { API, api, commandLine, failure, type ProcessInfo, signalName } from './api.ts';
 import { formatBytes, h, notify } from './dom.ts';
 import type { Screen } from './screen.ts';
@@ -7,16 +8,6 @@ const MAX_LINES = 20_000;
 const PAGE_LINES = 10_000;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escapes start with ESC.
 const ANSI = /\u001b\[[0-?]*[ -/]*[@-~]/g;
-
-interface OutputEvent {
-  line: string;
-  stream?: 'stdout' | 'stderr';
-}
-
-interface TruncatedEvent {
-  truncated_bytes: number;
-  stream: 'stdout' | 'stderr';
-}
 
 type FollowState = 'connecting' | 'live' | 'reconnecting' | 'ended' | 'gone';
 

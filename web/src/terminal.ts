@@ -1,15 +1,9 @@
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
+import { EXIT, INPUT, OUTPUT, READY, RESIZE } from '../../src/api/tensorlake/pty-frames.ts';
 import { API, ApiError, api } from './api.ts';
 import { h, notify } from './dom.ts';
 import type { Screen } from './screen.ts';
-
-// The terminal WebSocket's frames: the first byte says what the rest is.
-const INPUT = 0x00;
-const RESIZE = 0x01;
-const READY = 0x02;
-const OUTPUT = 0x00;
-const EXIT = 0x03;
 
 // The session's own token (handed out by POST /pty, good for that terminal alone) is kept for
 // the tab, so a reload finds its shell again.

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { SandboxError } from '../../core/errors.ts';
 import { type LongTimeout, setLongTimeout } from '../../core/long-timeout.ts';
 import type { SandboxProcess } from '../../core/process.ts';
 import type { ProcessTable, StartRequest } from '../../core/process-table.ts';
+import { exitCodeOf, SIGHUP } from '../../core/signals.ts';
 import { ApiError } from './errors.ts';
 
 export interface PtySessionOptions {
@@ -30,10 +32,9 @@ export class PtySession {
 
   constructor(readonly process: SandboxProcess) {}
 
+  /** Clients get one number, as a shell reports it. */
   get exitCode(): number | null {
-    const { exitCode, signal } = this.process;
-    // A shell reports death by signal N as 128 + N; clients get one number.
-    return exitCode ?? (signal === null ? null : 128 + signal);
+    return exitCodeOf(this.process);
   }
 }
 
@@ -88,15 +89,14 @@ export class PtySessions {
     session.clients.clear();
     const { process } = session;
     if (!process.running) return;
-    // Also called from the idle timer: a failure is reported, never thrown.
-    const signal = (number: number) => {
-      try {
-        process.signalGroup(number);
-      } catch (error) {
+    // Also called from the idle timer: a failure is reported, never thrown; a process that
+    // ended meanwhile needs no hang-up.
+    try {
+      process.sendSignal(SIGHUP);
+    } catch (error) {
+      if (!(error instanceof SandboxError && error.kind === 'not_running'))
         console.error(`sandboxd: cannot signal terminal session ${session.id}:`, error);
-      }
-    };
-    signal(1);
+    }
     const kill = setTimeout(() => void process.kill(), this.options.killGraceMs).unref();
     void process.exited.then(() => clearTimeout(kill));
   }

@@ -2,6 +2,7 @@ import { SandboxError } from '../../core/errors.ts';
 import { followLines } from '../../core/lines.ts';
 import type { SandboxProcess } from '../../core/process.ts';
 import type { ProcessTable } from '../../core/process-table.ts';
+import { SIGKILL } from '../../core/signals.ts';
 import { readJson } from '../../http/body.ts';
 import type { RouteContext } from '../../http/router.ts';
 import type { Limits } from './limits.ts';
@@ -39,7 +40,7 @@ export function runRoute(table: ProcessTable, limits: Limits) {
     if (events.signal.aborted) return;
     const exit = await process.exited;
     const last = process.timedOut
-      ? { signal: 9, timed_out: true }
+      ? { signal: SIGKILL, timed_out: true }
       : exit.status === 'exited'
         ? { exit_code: exit.exitCode }
         : { signal: exit.signal };
