@@ -1,6 +1,6 @@
-import type { ProcessTable } from '../../core/process-table.ts';
-import type { CloseStdinRequest } from '../../gen/process/process_pb.ts';
-import { translated } from './errors.ts';
+import type { ProcessTable } from '../../../core/process-table.ts';
+import type { CloseStdinRequest } from '../../../gen/process/process_pb.ts';
+import { translated } from '../errors.ts';
 import { selectProcess } from './selector.ts';
 
 /** CloseStdin: EOF after the input accepted before it; idempotent; an error for a terminal. */

@@ -1,6 +1,6 @@
 import type { HandlerContext } from '@connectrpc/connect';
-import type { ProcessTable } from '../../core/process-table.ts';
-import type { ConnectRequest } from '../../gen/process/process_pb.ts';
+import type { ProcessTable } from '../../../core/process-table.ts';
+import type { ConnectRequest } from '../../../gen/process/process_pb.ts';
 import { processEvents } from './events.ts';
 import { selectProcess } from './selector.ts';
 

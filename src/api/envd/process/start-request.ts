@@ -1,5 +1,5 @@
-import type { StartRequest as CoreStartRequest } from '../../core/process-table.ts';
-import type { StartRequest } from '../../gen/process/process_pb.ts';
+import type { StartRequest as CoreStartRequest } from '../../../core/process-table.ts';
+import type { StartRequest } from '../../../gen/process/process_pb.ts';
 
 /**
  * The core's request: a mapping of fields, the core's rules for the rest (`~` and a relative

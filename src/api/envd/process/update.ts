@@ -1,7 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import type { ProcessTable } from '../../core/process-table.ts';
-import type { UpdateRequest } from '../../gen/process/process_pb.ts';
-import { translated } from './errors.ts';
+import type { ProcessTable } from '../../../core/process-table.ts';
+import type { UpdateRequest } from '../../../gen/process/process_pb.ts';
+import { translated } from '../errors.ts';
 import { selectProcess } from './selector.ts';
 
 /** Update: resize a process's terminal. */

@@ -1,8 +1,8 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import type { ProcessTable } from '../../core/process-table.ts';
-import { SIGTERM } from '../../core/signals.ts';
-import { type SendSignalRequest, Signal } from '../../gen/process/process_pb.ts';
-import { translated } from './errors.ts';
+import type { ProcessTable } from '../../../core/process-table.ts';
+import { SIGTERM } from '../../../core/signals.ts';
+import { type SendSignalRequest, Signal } from '../../../gen/process/process_pb.ts';
+import { translated } from '../errors.ts';
 import { selectProcess } from './selector.ts';
 
 /** SendSignal: SIGTERM to the whole process group, or SIGKILL to every descendant. */

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import type { SandboxProcess } from '../../core/process.ts';
-import type { ProcessTable } from '../../core/process-table.ts';
-import type { StreamInputRequest } from '../../gen/process/process_pb.ts';
+import type { SandboxProcess } from '../../../core/process.ts';
+import type { ProcessTable } from '../../../core/process-table.ts';
+import type { StreamInputRequest } from '../../../gen/process/process_pb.ts';
 import { deliverInput } from './input.ts';
 import { selectProcess } from './selector.ts';
 

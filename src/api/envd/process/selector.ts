@@ -1,7 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import type { SandboxProcess } from '../../core/process.ts';
-import type { ProcessTable } from '../../core/process-table.ts';
-import type { ProcessSelector } from '../../gen/process/process_pb.ts';
+import type { SandboxProcess } from '../../../core/process.ts';
+import type { ProcessTable } from '../../../core/process-table.ts';
+import type { ProcessSelector } from '../../../gen/process/process_pb.ts';
 
 /** The process a selector names, by pid or by tag; `not_found` when there is none. */
 export function selectProcess(table: ProcessTable, selector: ProcessSelector | undefined): SandboxProcess {

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import type { SandboxProcess } from '../../core/process.ts';
-import type { ProcessInput } from '../../gen/process/process_pb.ts';
-import { translated } from './errors.ts';
+import type { SandboxProcess } from '../../../core/process.ts';
+import type { ProcessInput } from '../../../gen/process/process_pb.ts';
+import { translated } from '../errors.ts';
 
 /** Delivers one piece of input: stdin bytes to the pipe, pty bytes to the terminal. */
 export function deliverInput(process: SandboxProcess, input: ProcessInput | undefined): Promise<void> {

@@ -1,10 +1,10 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { HandlerContext } from '@connectrpc/connect';
-import type { LogRecord, StreamName } from '../../core/output-log.ts';
-import type { ExitStatus, SandboxProcess } from '../../core/process.ts';
-import { signalName } from '../../core/signals.ts';
-import type { ProcessEventSchema } from '../../gen/process/process_pb.ts';
-import { KEEPALIVE, keepaliveMs, throwIfDeadlinePassed, withKeepalives } from './keepalive.ts';
+import type { LogRecord, StreamName } from '../../../core/output-log.ts';
+import type { ExitStatus, SandboxProcess } from '../../../core/process.ts';
+import { signalName } from '../../../core/signals.ts';
+import type { ProcessEventSchema } from '../../../gen/process/process_pb.ts';
+import { KEEPALIVE, keepaliveMs, throwIfDeadlinePassed, withKeepalives } from '../keepalive.ts';
 
 type ProcessEventInit = MessageInitShape<typeof ProcessEventSchema>;
 

@@ -1,11 +1,11 @@
 import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
-import { SandboxError } from '../../core/errors.ts';
-import type { ProcessTable } from '../../core/process-table.ts';
-import type { FileSystem } from '../../files/file-system.ts';
-import type { StartRequest } from '../../gen/process/process_pb.ts';
-import { translated } from './errors.ts';
+import { SandboxError } from '../../../core/errors.ts';
+import type { ProcessTable } from '../../../core/process-table.ts';
+import type { FileSystem } from '../../../files/file-system.ts';
+import type { StartRequest } from '../../../gen/process/process_pb.ts';
+import { translated } from '../errors.ts';
+import { basicUserName } from '../filesystem/user.ts';
 import { processEvents } from './events.ts';
-import { basicUserName } from './filesystem/user.ts';
 import { toCoreStart } from './start-request.ts';
 
 /**

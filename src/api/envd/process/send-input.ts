@@ -1,5 +1,5 @@
-import type { ProcessTable } from '../../core/process-table.ts';
-import type { SendInputRequest } from '../../gen/process/process_pb.ts';
+import type { ProcessTable } from '../../../core/process-table.ts';
+import type { SendInputRequest } from '../../../gen/process/process_pb.ts';
 import { deliverInput } from './input.ts';
 import { selectProcess } from './selector.ts';
 

@@ -1,4 +1,4 @@
-import type { ProcessTable } from '../../core/process-table.ts';
+import type { ProcessTable } from '../../../core/process-table.ts';
 
 /** List: the running processes with their configuration and tag. */
 export function list(table: ProcessTable) {
