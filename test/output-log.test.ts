@@ -13,7 +13,8 @@ import {
   type OutputLine,
   spreadRuns,
 } from '../src/core/lines.ts';
-import { type LogRecord, OutputLog, type OutputLogOptions } from '../src/core/output-log.ts';
+import type { LogRecord } from '../src/core/log-record.ts';
+import { OutputLog, type OutputLogOptions } from '../src/core/output-log.ts';
 
 // The core's output log on its own: exact interleavings that real pipes cannot be made to produce.
 const root = mkdtempSync(join(tmpdir(), 'sandboxd-log-test-'));

@@ -1,4 +1,5 @@
-import { type LogRecord, lastSeqOf, type OutputLog, type StreamName } from './output-log.ts';
+import { type LogRecord, lastSeqOf, type StreamName } from './log-record.ts';
+import type { OutputLog } from './output-log.ts';
 
 export interface OutputLine {
   readonly kind: 'line';

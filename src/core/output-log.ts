@@ -1,45 +1,6 @@
 import { rm } from 'node:fs/promises';
+import { type LogRecord, lastSeqOf, READ_BLOCK_BYTES, STREAM_NAMES, type StreamName } from './log-record.ts';
 import { type DiskUse, StreamSpill } from './stream-spill.ts';
-
-export type StreamName = 'stdout' | 'stderr' | 'pty';
-const STREAM_CODES: readonly StreamName[] = ['stdout', 'stderr', 'pty'];
-
-/**
- * One piece of captured output: a chunk of one stream as it was read from the pipe (cut where
- * a line passes the length cap). A record holds any number of lines; each line end in it has
- * its own sequence number, so that a reader can name any line and resume after it.
- */
-export interface LogRecord {
-  /**
-   * Per-process sequence number across all streams, in the order bytes were read: the id of
-   * the first line end in the record. The record takes one number per line end (one at least).
-   */
-  readonly seq: number;
-  /** Line ends in the record: each '\n', and the end of a record that `endsLine` without one. */
-  readonly lines: number;
-  readonly stream: StreamName;
-  /** Byte offset of `data` within its stream. */
-  readonly offset: number;
-  /** Milliseconds since the epoch when the bytes were read. */
-  readonly timestamp: number;
-  readonly data: Buffer;
-  /**
-   * The record ends exactly at a line end: after a '\n', or where a line was cut at the length
-   * cap or left unterminated when the output ended (then the record has no '\n' at its end; an
-   * empty record ends a line that earlier records hold).
-   */
-  readonly endsLine: boolean;
-  /** The record begins a line: the one before it on its stream, if any, ended one. */
-  readonly startsLine: boolean;
-  /**
-   * Where a line reader resuming after any line of this record must start reading so that the
-   * partial lines still open on every stream are rebuilt whole.
-   */
-  readonly replayFrom: number;
-}
-
-/** The last sequence number a record takes. */
-export const lastSeqOf = (record: LogRecord): number => record.seq + Math.max(record.lines, 1) - 1;
 
 export interface OutputLogOptions {
   /** Folder for this log's spill segments; created on first spill, removed by `release`. */
@@ -60,7 +21,6 @@ export interface OutputLogOptions {
 // What a record costs in memory beyond its bytes (object, Buffer view); counted so that a flood
 // of one-byte lines cannot grow the heap past the memory budget.
 const RECORD_OVERHEAD_BYTES = 128;
-const READ_BLOCK_BYTES = 256 * 1024;
 // A finished process keeps no more than this in memory; the rest goes to its spill file.
 const SETTLED_MEMORY_BYTES = 64 * 1024;
 
@@ -118,7 +78,7 @@ export class OutputLog {
 
   /** Bytes of a stream (or of all streams) dropped: past the cap, or when the disk failed. */
   truncatedBytes(stream?: StreamName): number {
-    if (!stream) return STREAM_CODES.reduce((sum, each) => sum + this.truncatedBytes(each), 0);
+    if (!stream) return STREAM_NAMES.reduce((sum, each) => sum + this.truncatedBytes(each), 0);
     return this.droppedBytes[stream] + (this.spills.get(stream)?.lostBytes ?? 0);
   }
 
@@ -202,7 +162,7 @@ export class OutputLog {
    */
   close(): void {
     if (this.isClosed) return;
-    for (const stream of STREAM_CODES) {
+    for (const stream of STREAM_NAMES) {
       if (this.openLineStart[stream] !== null) this.push(stream, Buffer.alloc(0), Date.now(), 1, true, 0);
     }
     this.isClosed = true;
@@ -215,7 +175,7 @@ export class OutputLog {
    */
   get congested(): boolean {
     const limit = this.options.memoryBytesPerStream * CONGESTION_FACTOR;
-    return STREAM_CODES.some((stream) => this.memoryBytes[stream] > limit);
+    return STREAM_NAMES.some((stream) => this.memoryBytes[stream] > limit);
   }
 
   /** Resolves once the log is no longer congested (or is released). */
@@ -404,7 +364,7 @@ export class OutputLog {
   private enforceMemoryBudget(): void {
     if (this.spilling || this.isReleased) return;
     const budget = this.options.memoryBytesPerStream;
-    const over = STREAM_CODES.filter((stream) => this.memoryBytes[stream] > budget);
+    const over = STREAM_NAMES.filter((stream) => this.memoryBytes[stream] > budget);
     if (over.length === 0) return;
     // Spill down to three quarters of the budget so that writes to disk come in large batches.
     const target = budget * 0.75;

@@ -1,16 +1,10 @@
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type LogRecord, lastSeqOf, type StreamName } from './output-log.ts';
+import { type LogRecord, lastSeqOf, READ_BLOCK_BYTES, type StreamName } from './log-record.ts';
+import { dataLengthAt, decodeRecord, encodeHeader, HEADER_BYTES } from './spill-codec.ts';
 
-// Header of a record on disk: seq u48, stream u8, flags u8, timestamp u48, offset u48,
-// replayFrom u48, length u32, lines u32.
-const HEADER_BYTES = 34;
-const STREAM_CODES: readonly StreamName[] = ['stdout', 'stderr', 'pty'];
-const ENDS_LINE = 1;
-const STARTS_LINE = 2;
 const INDEX_EVERY_BYTES = 64 * 1024;
-const READ_BLOCK_BYTES = 256 * 1024;
 // Dropped segments remembered one by one (older ones only as a sum), to tell a reader resuming
 // from a dropped record how much of the stream it missed.
 const DROP_HISTORY = 64;
@@ -245,7 +239,7 @@ async function readSegment(
       const { bytesRead } = await file.read(block, 0, length, pos);
       let taken = 0;
       while (taken + HEADER_BYTES <= bytesRead && bytes < maxBytes) {
-        const dataLength = block.readUInt32LE(taken + 26);
+        const dataLength = dataLengthAt(block, taken);
         if (taken + HEADER_BYTES + dataLength > bytesRead) break;
         const record = decodeRecord(block, taken, dataLength);
         taken += HEADER_BYTES + dataLength;
@@ -255,7 +249,7 @@ async function readSegment(
       }
       if (taken === 0) {
         // One record larger than the block: read exactly that record.
-        const dataLength = block.readUInt32LE(26);
+        const dataLength = dataLengthAt(block, 0);
         const whole = Buffer.allocUnsafe(HEADER_BYTES + dataLength);
         await file.read(whole, 0, whole.length, pos);
         const record = decodeRecord(whole, 0, dataLength);
@@ -298,30 +292,4 @@ export async function writeAllAt(
     rest =
       cut && bytesWritten > 0 ? [cut.subarray(bytesWritten), ...rest.slice(first + 1)] : rest.slice(first);
   }
-}
-
-function encodeHeader(record: LogRecord, header: Buffer): void {
-  header.writeUIntLE(record.seq, 0, 6);
-  header.writeUInt8(STREAM_CODES.indexOf(record.stream), 6);
-  header.writeUInt8((record.endsLine ? ENDS_LINE : 0) | (record.startsLine ? STARTS_LINE : 0), 7);
-  header.writeUIntLE(record.timestamp, 8, 6);
-  header.writeUIntLE(record.offset, 14, 6);
-  header.writeUIntLE(record.replayFrom, 20, 6);
-  header.writeUInt32LE(record.data.length, 26);
-  header.writeUInt32LE(record.lines, 30);
-}
-
-function decodeRecord(block: Buffer, at: number, dataLength: number): LogRecord {
-  const flags = block.readUInt8(at + 7);
-  return {
-    seq: block.readUIntLE(at, 6),
-    stream: STREAM_CODES[block.readUInt8(at + 6)] as StreamName,
-    lines: block.readUInt32LE(at + 30),
-    endsLine: (flags & ENDS_LINE) !== 0,
-    startsLine: (flags & STARTS_LINE) !== 0,
-    timestamp: block.readUIntLE(at + 8, 6),
-    offset: block.readUIntLE(at + 14, 6),
-    replayFrom: block.readUIntLE(at + 20, 6),
-    data: block.subarray(at + HEADER_BYTES, at + HEADER_BYTES + dataLength),
-  };
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { followLines, linesSoFar, type OutputLine, spreadRuns } from '../../core/lines.ts';
-import type { StreamName } from '../../core/output-log.ts';
+import type { StreamName } from '../../core/log-record.ts';
 import type { ProcessTable } from '../../core/process-table.ts';
 import type { RouteContext } from '../../http/router.ts';
 import { lineFrames } from './line-frames.ts';

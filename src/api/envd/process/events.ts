@@ -1,6 +1,6 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { HandlerContext } from '@connectrpc/connect';
-import type { LogRecord, StreamName } from '../../../core/output-log.ts';
+import type { LogRecord, StreamName } from '../../../core/log-record.ts';
 import type { ExitStatus, SandboxProcess } from '../../../core/process.ts';
 import { signalName } from '../../../core/signals.ts';
 import type { ProcessEventSchema } from '../../../gen/process/process_pb.ts';
