@@ -7,7 +7,10 @@ import { ProcessTable } from '../core/process-table.ts';
 import { Reaper } from '../core/reaper.ts';
 import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
+import { PreviewAccess } from '../ports/preview-access.ts';
+import { previews } from '../preview/index.ts';
 import { consoleUi } from '../ui/index.ts';
+import { COOKIE as CONSOLE_COOKIE } from '../ui/sessions.ts';
 import { version } from '../version.ts';
 import { answerClientErrors } from './client-errors.ts';
 import { type ConnectionLimits, guardConnections } from './connections.ts';
@@ -42,6 +45,10 @@ export interface DaemonConfig {
     maxSpillBytes: number;
   };
   connections: ConnectionLimits;
+  /** Ports whose HTTP previews anyone may open (`--public-port`). */
+  publicPorts?: number[];
+  /** The host preview links end with, instead of the one a request came in by (`--preview-host`). */
+  previewHost?: string;
 }
 
 export interface Daemon {
@@ -86,6 +93,12 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     watch: { maxEvents: 4096, maxDirectories: 8192, maxWatches: 256 },
   });
   const limits = { jsonBytes: MiB, stdinBytes: 16 * MiB };
+  const previewAccess = new PreviewAccess({
+    publicPorts: config.publicPorts ?? [],
+    codeLifetimeMs: 60_000,
+    sessionLifetimeMs: 24 * 60 * 60 * 1000,
+    maxEntries: 10_000,
+  });
   const dialects = [
     tensorlakeDialect({
       table,
@@ -115,8 +128,14 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   ];
   const ui = config.ui ? consoleUi({ token: config.token }) : undefined;
   if (ui) dialects.push(ui.dialect);
-  const listener = createRequestListener({ dialects, token: config.token, session: ui?.sessions });
-  const onUpgrade = createUpgradeListener(dialects);
+  const preview = previews({ access: previewAccess, token: config.token, consoleCookie: CONSOLE_COOKIE });
+  const listener = createRequestListener({
+    dialects,
+    token: config.token,
+    session: ui?.sessions,
+    previews: preview,
+  });
+  const onUpgrade = createUpgradeListener(dialects, preview);
   const listening = await Promise.allSettled(
     config.ports.map((port) => listen(listener, onUpgrade, config.host, port)),
   );
@@ -127,6 +146,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       server.closeIdleConnections();
     }
     files.close();
+    preview.close();
     await table.shutdown(graceMs);
     await containment.close();
     reaper.stop();
