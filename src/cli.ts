@@ -8,6 +8,7 @@ import { execCommand } from './cli/exec.ts';
 import { killCommand } from './cli/kill.ts';
 import { logsCommand } from './cli/logs.ts';
 import { openapiCommand } from './cli/openapi.ts';
+import { previewCommand } from './cli/preview.ts';
 import { psCommand } from './cli/ps.ts';
 import { serveCommand } from './cli/serve.ts';
 import { signalCommand } from './cli/signal.ts';
@@ -27,6 +28,7 @@ signalCommand(program);
 killCommand(program);
 attachCommand(program);
 cpCommand(program);
+previewCommand(program);
 openapiCommand(program);
 
 await program.parseAsync();

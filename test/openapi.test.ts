@@ -272,6 +272,10 @@ describe('the OpenAPI document', () => {
     await call('DELETE', `/files?path=${file}`); // 404
     await rm(dir, { recursive: true, force: true });
 
+    // Ports: a preview link, and a port that is none.
+    await call('POST', '/ports/3000/preview');
+    await call('POST', '/ports/0/preview'); // 400
+
     const missed = conformance.all.filter((operation) => !conformance.seen.has(operation));
     assert.deepEqual(missed, [], 'operations this test never called');
   });

@@ -6,6 +6,7 @@ import type {
   DaemonInfo,
   OutputEvent,
   OutputPage,
+  PreviewLink,
   ProcessInfo,
   PtyCreated,
   PtySessionInfo,
@@ -316,6 +317,11 @@ export class SandboxClient {
 
   listFiles(path: string): Promise<{ path: string; entries: FileStat[] }> {
     return this.call('GET', `/files/list?${new URLSearchParams({ path })}`);
+  }
+
+  /** A one-time link that opens the HTTP preview of a port of the sandbox in a browser. */
+  previewLink(port: number): Promise<PreviewLink> {
+    return this.call('POST', `/ports/${port}/preview`);
   }
 }
 

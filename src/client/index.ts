@@ -1,6 +1,7 @@
 export type {
   DaemonInfo,
   OutputPage,
+  PreviewLink,
   ProcessInfo,
   PtyCreated,
   PtySessionInfo,

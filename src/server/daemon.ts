@@ -106,6 +106,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       limits,
       version,
       startedAt,
+      previews: { access: previewAccess, host: config.previewHost },
       pty: {
         idleTimeoutMs: config.ptyIdleTimeoutMs,
         maxSessions: 64,

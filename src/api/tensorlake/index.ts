@@ -10,6 +10,7 @@ import { fileRoutes } from './files.ts';
 import type { Limits } from './limits.ts';
 import { openapiDocument } from './openapi.ts';
 import { outputRoutes } from './output.ts';
+import { type PreviewLinkOptions, previewLinkRoute } from './ports.ts';
 import { processRoutes } from './processes.ts';
 import { type PtyOptions, ptyRoutes } from './pty-routes.ts';
 import { runRoute } from './run.ts';
@@ -21,6 +22,7 @@ export interface TensorlakeOptions {
   pty: PtyOptions;
   version: string;
   startedAt: number;
+  previews: PreviewLinkOptions;
 }
 
 const PREFIX = '/api/v1';
@@ -42,6 +44,7 @@ export function tensorlakeDialect({
   pty,
   version,
   startedAt,
+  previews,
 }: TensorlakeOptions): Dialect {
   const processes = processRoutes(table, limits);
   const output = outputRoutes(table);
@@ -77,6 +80,7 @@ export function tensorlakeDialect({
     .add('PUT', `${PREFIX}/files`, fileAccess.write)
     .add('DELETE', `${PREFIX}/files`, fileAccess.remove)
     .add('GET', `${PREFIX}/files/list`, fileAccess.list)
+    .add('POST', `${PREFIX}/ports/:port/preview`, previewLinkRoute(previews))
     .add('GET', `${PREFIX}/pty/:id/ws`, () => {
       throw new ApiError(426, 'UPGRADE_REQUIRED', 'this route speaks WebSocket');
     });

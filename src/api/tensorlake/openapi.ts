@@ -10,6 +10,7 @@ import {
   infoResponse,
   outputEventData,
   outputPageResponse,
+  previewLinkResponse,
   processInfoResponse,
   processListResponse,
   ptyCreatedResponse,
@@ -66,6 +67,13 @@ const SESSION = {
   required: true,
   description: 'a terminal session id',
   schema: { type: 'string' },
+};
+const PORT = {
+  name: 'port',
+  in: 'path',
+  required: true,
+  description: 'a TCP port of the sandbox, 1 to 65535',
+  schema: { type: 'integer', minimum: 1, maximum: 65535 },
 };
 
 const error = (description: string): Answer => ({ description, json: errorResponse });
@@ -347,6 +355,23 @@ function operations(): Operation[] {
       answers: { 204: { description: 'deleted' }, ...fileErrors },
     },
     {
+      method: 'post',
+      path: '/api/v1/ports/{port}/preview',
+      id: 'createPreviewLink',
+      tag: 'ports',
+      summary: "A one-time link that opens the port's HTTP preview in a browser",
+      description:
+        'Previews are selected by Host: a request to `<port>-<anything>` goes to that port on the ' +
+        "sandbox's loopback. They are private (the token in a header opens them) unless the port is " +
+        'public (`--public-port`). The link carries a code that works once, within a minute: opening it ' +
+        "swaps the code for an HttpOnly cookie that opens only that port's preview, and redirects to " +
+        'the same address without the code.',
+      answers: {
+        200: { description: 'the link', json: previewLinkResponse },
+        400: error('not a port (INVALID_REQUEST)'),
+      },
+    },
+    {
       method: 'get',
       path: '/api/v1/files/list',
       id: 'listFiles',
@@ -485,6 +510,7 @@ export function openapiDocument(): JsonObject {
     const pathParameters = [
       op.path.includes('{ref}') ? REF : undefined,
       op.path.includes('{id}') ? SESSION : undefined,
+      op.path.includes('{port}') ? PORT : undefined,
     ];
     const parameters = [
       ...pathParameters.filter((p) => p !== undefined),
@@ -524,6 +550,7 @@ export function openapiDocument(): JsonObject {
       { name: 'output', description: 'captured output, read or followed' },
       { name: 'terminals', description: 'processes in a pseudo-terminal' },
       { name: 'files', description: 'files in the sandbox, read and written as streams' },
+      { name: 'ports', description: "reaching the sandbox's services: HTTP previews" },
     ],
     paths,
     components: {

@@ -151,6 +151,14 @@ export const fileListResponse = z
   })
   .meta({ id: 'FileList', description: 'directories first, then files, each by name' });
 
+export const previewLinkResponse = z
+  .object({
+    url: z.string().describe('opens the preview once: its code is swapped for a cookie of that port alone'),
+    port: z.number().int().min(1).max(65535),
+    expires_at: epochMs.describe('the link must be opened before this'),
+  })
+  .meta({ id: 'PreviewLink' });
+
 export type ProcessInfo = z.output<typeof processInfoResponse>;
 export type OutputPage = z.output<typeof outputPageResponse>;
 export type OutputEvent = z.output<typeof outputEventData>;
@@ -161,3 +169,4 @@ export type PtyCreated = z.output<typeof ptyCreatedResponse>;
 export type PtySessionInfo = z.output<typeof ptySessionResponse>;
 export type ErrorBody = z.output<typeof errorResponse>;
 export type FileList = z.output<typeof fileListResponse>;
+export type PreviewLink = z.output<typeof previewLinkResponse>;
