@@ -42,6 +42,13 @@ export function loopbackProxy(): LoopbackProxy {
   proxy.on('proxyRes', (proxyRes, _req, res) => {
     proxyRes.once('error', () => res.destroy());
   });
+  // A client socket closed while the app has yet to answer its upgrade (a reset, shutdown): the
+  // connection to the app goes too; the library closes it only once upgraded.
+  proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
+    socket.once('close', () => proxyReq.destroy());
+  });
+  // Upgraded connections are no longer the HTTP server's to close at shutdown: they are ours.
+  const upgraded = new Set<Duplex>();
 
   return {
     web(req, res, port) {
@@ -50,6 +57,8 @@ export function loopbackProxy(): LoopbackProxy {
       );
     },
     upgrade(req, socket, head, port) {
+      upgraded.add(socket);
+      socket.once('close', () => upgraded.delete(socket));
       proxy.ws(req, socket as Socket, head, { target: target(port), agent: upgrades }, (error) =>
         fail(socket, pageFor(error, port)),
       );
@@ -57,6 +66,7 @@ export function loopbackProxy(): LoopbackProxy {
     close() {
       pooled.destroy();
       upgrades.destroy();
+      for (const socket of upgraded) socket.destroy();
     },
   };
 }
