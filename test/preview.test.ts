@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type Echo, echoApp, freePort, requestWithHost, startApp, type TestApp } from './helpers/apps.ts';
+import { cli } from './helpers/cli.ts';
 import { eventually, startDaemon, type TestDaemon } from './helpers/daemon.ts';
 
 const TOKEN = 'preview-secret-5d1c8e';
@@ -189,6 +190,18 @@ describe('HTTP previews by Host', () => {
     } finally {
       await other.close();
     }
+  });
+
+  test('`sandboxd preview PORT` prints a link that opens the preview; a port that is none is a usage error', async () => {
+    const printed = await cli(['preview', String(privateApp.port)], { daemon });
+    assert.equal(printed.code, 0, printed.stderr);
+    const link = new URL(printed.stdout.trim());
+    assert.equal(link.host, `${privateApp.port}-sandbox.localhost:${daemonPort}`);
+    const opened = await requestWithHost(daemon.url, link.host, `${link.pathname}${link.search}`);
+    assert.equal(opened.status, 303);
+    const refused = await cli(['preview', '70000'], { daemon });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /port from 1 to 65535/);
   });
 
   test('links name the host the daemon was reached by, with the port in front', async () => {
