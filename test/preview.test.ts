@@ -6,6 +6,8 @@ import { type IncomingMessage, request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import WebSocket, { WebSocketServer } from 'ws';
+import { PreviewAccess } from '../src/ports/preview-access.ts';
+import { previewLink } from '../src/ports/preview-link.ts';
 import { type Echo, echoApp, freePort, requestWithHost, startApp, type TestApp } from './helpers/apps.ts';
 import { cli } from './helpers/cli.ts';
 import { eventually, startDaemon, type TestDaemon } from './helpers/daemon.ts';
@@ -463,5 +465,56 @@ describe('apps that fail', () => {
     const health = await fetch(`${daemon.api}/health`);
     assert.equal(health.status, 200);
     await health.body?.cancel();
+  });
+});
+
+describe('preview access and links, without HTTP', () => {
+  const access = () =>
+    new PreviewAccess({
+      publicPorts: [8080],
+      codeLifetimeMs: 60_000,
+      sessionLifetimeMs: 1000,
+      maxEntries: 3,
+    });
+
+  test('a code expires after its lifetime, opens only its port, and once', () => {
+    const store = access();
+    const late = store.createCode(3000, 0);
+    assert.equal(late.expiresAt, 60_000);
+    assert.equal(store.redeemCode(late.code, 3000, 60_000), undefined, 'expired');
+    const onTime = store.createCode(3000, 0);
+    const session = store.redeemCode(onTime.code, 3000, 59_999);
+    assert.ok(session);
+    assert.equal(store.redeemCode(onTime.code, 3000, 59_999), undefined, 'spent');
+    assert.equal(store.sessionOpens(session, 3000, 60_000), true);
+    assert.equal(store.sessionOpens(session, 3001, 60_000), false);
+    assert.equal(store.sessionOpens(session, 3000, 59_999 + 1000), false, 'the session has ended');
+    assert.equal(store.isPublic(8080), true);
+    assert.equal(store.isPublic(3000), false);
+    assert.deepEqual([...store.publicPorts], [8080]);
+  });
+
+  test('past the bound, the oldest codes are forgotten', () => {
+    const store = access();
+    const codes = [1, 2, 3, 4].map((port) => store.createCode(port, 0).code);
+    assert.equal(store.redeemCode(codes[0] as string, 1, 1), undefined);
+    assert.ok(store.redeemCode(codes[3] as string, 4, 1));
+  });
+
+  test('--preview-host replaces the host of links; https when the request came through TLS', () => {
+    assert.equal(
+      previewLink({
+        port: 5173,
+        code: 'c/d',
+        requestHost: '127.0.0.1:9501',
+        configuredHost: 'sbx.example.com',
+        secure: true,
+      }),
+      'https://5173-sbx.example.com/?sandboxd_preview_code=c%2Fd',
+    );
+    assert.equal(
+      previewLink({ port: 80, code: 'x', requestHost: undefined, secure: false }),
+      'http://80-sandbox.localhost/?sandboxd_preview_code=x',
+    );
   });
 });
