@@ -234,6 +234,19 @@ describe('HTTP previews by Host', () => {
     assert.match(answer.body, new RegExp(`port ${port}\\b`));
   });
 
+  test("the daemon's own port is not previewed: each hop would make another, without end", async () => {
+    const answer = await preview(daemonPort, '/', { headers: bearer });
+    assert.equal(answer.status, 400);
+    assert.match(answer.body, new RegExp(`Port ${daemonPort} is sandboxd itself`));
+    const client = new WebSocket(`${daemon.url.replace('http', 'ws')}/`, {
+      headers: { host: previewHost(daemonPort), ...bearer },
+    });
+    const [, res] = (await once(client, 'unexpected-response')) as [unknown, IncomingMessage];
+    assert.equal(res.statusCode, 400);
+    res.resume();
+    await closed(client, { abandon: true });
+  });
+
   test('an app that listens on [::1] only is reached there', async () => {
     const v6 = await echoApp('::1');
     try {

@@ -5,7 +5,14 @@ import type { PreviewAccess } from '../ports/preview-access.ts';
 import { PREVIEW_CODE_PARAM } from '../ports/preview-link.ts';
 import { prepareForwardedHeaders } from './forward-headers.ts';
 import { previewHost } from './host.ts';
-import { badPortPage, privatePage, refuseWithPage, sendPage, spentLinkPage } from './pages.ts';
+import {
+  badPortPage,
+  daemonPortPage,
+  privatePage,
+  refuseWithPage,
+  sendPage,
+  spentLinkPage,
+} from './pages.ts';
 import { loopbackProxy } from './proxy.ts';
 
 /** The cookie a preview link leaves in the browser: a session that opens one port's preview. */
@@ -17,6 +24,11 @@ export interface PreviewOptions {
   token?: string;
   /** The console's session cookie, which opens no preview and is never passed on. */
   consoleCookie: string;
+  /**
+   * The ports the daemon listens on (filled in once it listens): their previews would be the
+   * daemon proxying to itself, each hop a new connection, without end.
+   */
+  daemonPorts: ReadonlySet<number>;
 }
 
 /**
@@ -34,7 +46,7 @@ export interface Previews {
 
 const CODE_IN_QUERY = `${PREVIEW_CODE_PARAM}=`;
 
-export function previews({ access, token, consoleCookie }: PreviewOptions): Previews {
+export function previews({ access, token, consoleCookie, daemonPorts }: PreviewOptions): Previews {
   const proxy = loopbackProxy();
   const credentials = { token, cookies: [consoleCookie, PREVIEW_COOKIE] };
 
@@ -67,9 +79,9 @@ export function previews({ access, token, consoleCookie }: PreviewOptions): Prev
     serve(req, res) {
       const host = previewHost(req.headers.host);
       if (host.kind === 'none') return false;
-      if (host.kind === 'bad') {
+      if (host.kind === 'bad' || daemonPorts.has(host.port)) {
         req.resume();
-        sendPage(res, badPortPage(host.label));
+        sendPage(res, host.kind === 'bad' ? badPortPage(host.label) : daemonPortPage(host.port));
         return true;
       }
       const code = linkCode(req);
@@ -88,6 +100,7 @@ export function previews({ access, token, consoleCookie }: PreviewOptions): Prev
       const host = previewHost(req.headers.host);
       if (host.kind === 'none') return false;
       if (host.kind === 'bad') refuseWithPage(socket, badPortPage(host.label));
+      else if (daemonPorts.has(host.port)) refuseWithPage(socket, daemonPortPage(host.port));
       else if (!mayOpen(req, host.port)) refuseWithPage(socket, privatePage(host.port));
       else {
         prepareForwardedHeaders(req, credentials);

@@ -53,6 +53,12 @@ export const badPortPage = (label: string): Page => ({
   text: `A preview host starts with a port from 1 to 65535 and a dash, such as 3000-…; "${label}" is not one.`,
 });
 
+export const daemonPortPage = (port: number): Page => ({
+  status: 400,
+  title: `Port ${port} is sandboxd itself`,
+  text: `A preview of the daemon's own port would send each request back to the daemon, round and round. Preview the port your app listens on.`,
+});
+
 export const unreachablePage = (port: number): Page => ({
   status: 502,
   title: `Nothing answers on port ${port}`,

@@ -129,7 +129,13 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   ];
   const ui = config.ui ? consoleUi({ token: config.token }) : undefined;
   if (ui) dialects.push(ui.dialect);
-  const preview = previews({ access: previewAccess, token: config.token, consoleCookie: CONSOLE_COOKIE });
+  const daemonPorts = new Set<number>();
+  const preview = previews({
+    access: previewAccess,
+    token: config.token,
+    consoleCookie: CONSOLE_COOKIE,
+    daemonPorts,
+  });
   const listener = createRequestListener({
     dialects,
     token: config.token,
@@ -163,6 +169,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   answerClientErrors(servers, dialects);
   const urls = servers.map((server) => {
     const { address, port } = server.address() as AddressInfo;
+    daemonPorts.add(port);
     return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   });
 
