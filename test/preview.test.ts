@@ -396,9 +396,12 @@ describe('apps that fail', () => {
       });
       const [, res] = (await once(client, 'unexpected-response')) as [unknown, IncomingMessage];
       assert.equal(res.statusCode, 200);
+      const connection = res.socket;
       let body = '';
       for await (const chunk of res) body += chunk;
       assert.equal(body, 'no websockets here');
+      // The daemon closes the connection after the app's answer: nothing is left half open.
+      if (!connection.destroyed) await once(connection, 'close');
       await closed(client, { abandon: true });
     } finally {
       await app.close();
