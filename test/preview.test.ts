@@ -158,6 +158,13 @@ describe('HTTP previews by Host', () => {
     assert.equal(again.status, 403, 'a code opens once');
     assert.match(again.body, /used or has expired/);
 
+    // An address that starts with // must not send the browser to another host.
+    const elsewhere = await requestWithHost(daemon.url, url.host, `//evil.example/x${url.search}`, {
+      headers: { cookie },
+    });
+    assert.equal(elsewhere.status, 303);
+    assert.equal(elsewhere.headers.location, '/evil.example/x');
+
     const app = await requestWithHost(daemon.url, url.host, '/?keep=1', { headers: { cookie } });
     assert.equal(app.status, 200);
     assert.equal(

@@ -122,8 +122,12 @@ function linkCode(req: IncomingMessage): string | undefined {
   return new URLSearchParams(target.slice(query + 1)).get(PREVIEW_CODE_PARAM) ?? undefined;
 }
 
-/** The request target without the code, every other byte of it as it was. */
-function withoutCode(target: string): string {
+/**
+ * The request target without the code, every other byte of it as it was, and a path on this
+ * host: `//other.example/…` would send the browser to another host (an open redirect).
+ */
+function withoutCode(requested: string): string {
+  const target = requested.startsWith('/') ? requested.replace(/^[/\\]+/, '/') : '/';
   const query = target.indexOf('?');
   if (query === -1) return target;
   const kept = target
