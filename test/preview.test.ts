@@ -166,6 +166,11 @@ describe('HTTP previews by Host', () => {
     assert.equal(elsewhere.headers.location, '/evil.example/x');
 
     const app = await requestWithHost(daemon.url, url.host, '/?keep=1', { headers: { cookie } });
+    // Another preview cookie first (one a sibling app set for a parent domain) hides nothing.
+    const tossed = await requestWithHost(daemon.url, url.host, '/', {
+      headers: { cookie: `sandboxd_preview=planted; ${cookie}` },
+    });
+    assert.equal(tossed.status, 200);
     assert.equal(app.status, 200);
     assert.equal(
       (JSON.parse(app.body) as Echo).headers.cookie,

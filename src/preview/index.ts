@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { isAuthorized, readCookie } from '../http/auth.ts';
+import { isAuthorized } from '../http/auth.ts';
 import type { PreviewAccess } from '../ports/preview-access.ts';
 import { PREVIEW_CODE_PARAM } from '../ports/preview-link.ts';
 import { prepareForwardedHeaders } from './forward-headers.ts';
@@ -53,8 +53,7 @@ export function previews({ access, token, consoleCookie, daemonPorts }: PreviewO
   /** Private by default: the token in a header, a session from a link for this port, or a public port. */
   const mayOpen = (req: IncomingMessage, port: number): boolean => {
     if (token === undefined || access.isPublic(port) || isAuthorized(req, token)) return true;
-    const session = readCookie(req, PREVIEW_COOKIE);
-    return session !== undefined && access.sessionOpens(session, port);
+    return previewSessions(req).some((session) => access.sessionOpens(session, port));
   };
 
   /** Opening a link: its code is swapped for a cookie, and the browser sent on without it. */
@@ -111,6 +110,21 @@ export function previews({ access, token, consoleCookie, daemonPorts }: PreviewO
 
     close: () => proxy.close(),
   };
+}
+
+/**
+ * Every preview cookie the request carries. Usually one; but an app on a sibling preview host
+ * (`3001-sandbox.localhost`) may set one for the parent domain, which the browser then sends
+ * beside this host's own: it must not hide the real one.
+ */
+function previewSessions(req: IncomingMessage): string[] {
+  const sessions: string[] = [];
+  for (const pair of (req.headers.cookie ?? '').split(';')) {
+    const equals = pair.indexOf('=');
+    if (equals !== -1 && pair.slice(0, equals).trim() === PREVIEW_COOKIE)
+      sessions.push(pair.slice(equals + 1).trim());
+  }
+  return sessions;
 }
 
 /** The code of a preview link being opened (a GET or HEAD with the parameter), if this is one. */
