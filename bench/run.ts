@@ -1,8 +1,9 @@
 // The daemon's speed, each figure beside a baseline measured in the same run: how fast output
 // reaches a client, how long a start takes, a stdin-to-follower round trip, memory and health
-// under a thousand followers, memory under a paused follower. Every figure and baseline is the
-// median of the rounds (3; --quick: 1, with small sizes, only to prove the bench works); the
-// ratio is figure ÷ baseline. The compiled daemon runs as `npm start` runs it.
+// under a thousand followers, memory under a paused follower, what an HTTP preview adds to a
+// request. Every figure and baseline is the median of the rounds (3; --quick: 1, with small
+// sizes, only to prove the bench works); the ratio is figure ÷ baseline. The compiled daemon
+// runs as `npm start` runs it.
 //
 //   npm run bench [-- --quick] [--json] [--rounds N] [--rows 1,2,6] [--profile DIR]
 //
@@ -19,6 +20,7 @@ import { type Frame, topSelfTime } from './cpu-profile.ts';
 import { manyFollowers } from './many-followers.ts';
 import { connectBytes, sseLines } from './output-throughput.ts';
 import { pausedFollower } from './paused-follower.ts';
+import { previewLatency } from './preview.ts';
 import { shortCommands, startLatency } from './starts.ts';
 import { stdinFollow } from './stdin-follow.ts';
 
@@ -51,6 +53,7 @@ const groups: { rows: string[]; run: () => Promise<Row[]> }[] = [
   { rows: ['7'], run: () => manyFollowers(options) },
   { rows: ['8'], run: () => pausedFollower(options, scratch) },
   { rows: ['9'], run: () => shortCommands(options) },
+  { rows: ['12'], run: () => previewLatency(options) },
 ];
 const known = groups.flatMap((g) => g.rows);
 const wanted = values.rows?.split(',') ?? (options.profileDir ? ['1', '2', '3'] : known);
@@ -95,6 +98,13 @@ const LEGEND: [rows: string[], lines: string[]][] = [
   [['7'], ['7   the same daemon before the processes started; health from a separate process every 10 ms.']],
   [['8'], ['8   the same daemon, idle, before the process started.']],
   [['9'], ["9   Node spawning `true` with output on pipes, until 'close', in the same lean process as 4."]],
+  [
+    ['12'],
+    [
+      '12  a keep-alive GET of a small app (node:http, started through the daemon) straight to its port;',
+      '    the figure is the same GET through its preview host, samples interleaved.',
+    ],
+  ],
 ];
 
 const load = () => loadavg().map((l) => Number(l.toFixed(2)));

@@ -9,6 +9,7 @@ import { killCommand } from './cli/kill.ts';
 import { logsCommand } from './cli/logs.ts';
 import { openapiCommand } from './cli/openapi.ts';
 import { portsCommand } from './cli/ports.ts';
+import { previewCommand } from './cli/preview.ts';
 import { psCommand } from './cli/ps.ts';
 import { serveCommand } from './cli/serve.ts';
 import { signalCommand } from './cli/signal.ts';
@@ -31,6 +32,7 @@ signalCommand(program);
 killCommand(program);
 attachCommand(program);
 cpCommand(program);
+previewCommand(program);
 openapiCommand(program);
 
 await program.parseAsync();

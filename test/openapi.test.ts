@@ -282,6 +282,9 @@ describe('the OpenAPI document', () => {
     closed.close();
     await call('GET', `/ports/${closedPort}/wait?timeout_ms=0`); // 408
     await call('GET', '/ports/0/wait'); // 400
+    // Ports: a preview link, and a port that is none.
+    await call('POST', '/ports/3000/preview');
+    await call('POST', '/ports/0/preview'); // 400
 
     const missed = conformance.all.filter((operation) => !conformance.seen.has(operation));
     assert.deepEqual(missed, [], 'operations this test never called');

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { CONTAINMENT_CHOICES } from '../core/containment/types.ts';
+import { parsePort } from '../ports/port-number.ts';
 import { defaultMaxConnections } from '../server/connections.ts';
 import { example } from './connection.ts';
 
@@ -10,6 +11,13 @@ const MiB = 1024 * 1024;
 function integer(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a non-negative integer');
   return Number(text);
+}
+
+/** A repeatable `--public-port N`: each one is added to the ones before. */
+function addPort(text: string, ports: number[] = []): number[] {
+  const port = parsePort(text);
+  if (port === undefined) throw new InvalidArgumentError('expected a port from 1 to 65535');
+  return [...ports, port];
 }
 
 function isLoopback(host: string): boolean {
@@ -64,6 +72,15 @@ export function serveCommand(program: Command): void {
     .option('--spill-max-bytes <n>', 'output on disk for all processes together', integer, 4096 * MiB)
     .option('--max-connections <n>', 'open connections at once (default: half the descriptor limit)', integer)
     .option('--headers-timeout-ms <ms>', 'time for a connection to send its request head', integer, 30_000)
+    .option(
+      '--public-port <port>',
+      'let anyone open the HTTP preview of this port, without the token (repeatable)',
+      addPort,
+    )
+    .option(
+      '--preview-host <host>',
+      'preview links are <port>-<host> (default: the host the request came in by, an address as sandbox.localhost)',
+    )
     .addHelpText('after', example('SANDBOXD_TOKEN=s3cret sandboxd serve --host 0.0.0.0 --envd'))
     .action(async (options) => {
       const token = daemonToken(options);
@@ -109,6 +126,8 @@ export function serveCommand(program: Command): void {
           max: options.maxConnections ?? defaultMaxConnections(),
           headersTimeoutMs: options.headersTimeoutMs,
         },
+        publicPorts: options.publicPort ?? [],
+        previewHost: options.previewHost,
       }).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'EADDRINUSE' && error.code !== 'EACCES' && error.code !== 'EADDRNOTAVAIL')
           throw error;

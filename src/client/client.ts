@@ -9,6 +9,7 @@ import type {
   OutputEvent,
   OutputPage,
   PortReady,
+  PreviewLink,
   ProcessInfo,
   PtyCreated,
   PtySessionInfo,
@@ -344,6 +345,11 @@ export class SandboxClient {
 
   listFiles(path: string): Promise<FileList> {
     return this.call('GET', `/files/list?${new URLSearchParams({ path })}`);
+  }
+
+  /** A one-time link that opens the HTTP preview of a port of the sandbox in a browser. */
+  previewLink(port: number): Promise<PreviewLink> {
+    return this.call('POST', `/ports/${port}/preview`);
   }
 }
 

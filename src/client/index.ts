@@ -3,6 +3,7 @@ export type {
   ListeningPortInfo,
   OutputPage,
   PortReady,
+  PreviewLink,
   ProcessInfo,
   PtyCreated,
   PtySessionInfo,

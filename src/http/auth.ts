@@ -11,10 +11,15 @@ export function tokensMatch(presented: string | undefined, expected: string): bo
   return presented !== undefined && timingSafeEqual(digest(presented), digest(expected));
 }
 
+/** The token of an `Authorization: Bearer T` header. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  return authorization?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();
+}
+
 /** True when the request carries the token as `Authorization: Bearer` or `X-Access-Token`. */
 export function isAuthorized(req: IncomingMessage, expected: string): boolean {
   const access = req.headers['x-access-token'];
-  const bearer = req.headers.authorization?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();
+  const bearer = bearerToken(req.headers.authorization);
   // Both are compared, always, so that timing does not tell which header was right.
   const accessMatches = tokensMatch(typeof access === 'string' ? access : undefined, expected);
   const bearerMatches = tokensMatch(bearer, expected);

@@ -9,7 +9,10 @@ import { Reaper } from '../core/reaper.ts';
 import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
 import { ListeningPorts } from '../ports/listening.ts';
+import { PreviewAccess } from '../ports/preview-access.ts';
+import { previews } from '../preview/index.ts';
 import { consoleUi } from '../ui/index.ts';
+import { COOKIE as CONSOLE_COOKIE } from '../ui/sessions.ts';
 import { version } from '../version.ts';
 import { answerClientErrors } from './client-errors.ts';
 import { type ConnectionLimits, guardConnections } from './connections.ts';
@@ -44,6 +47,10 @@ export interface DaemonConfig {
     maxSpillBytes: number;
   };
   connections: ConnectionLimits;
+  /** Ports whose HTTP previews anyone may open (`--public-port`). */
+  publicPorts?: number[];
+  /** The host preview links end with, instead of the one a request came in by (`--preview-host`). */
+  previewHost?: string;
 }
 
 export interface Daemon {
@@ -88,9 +95,17 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     watch: { maxEvents: 4096, maxDirectories: 8192, maxWatches: 256 },
   });
   // Ports opened to anyone, without credentials: none yet.
-  const publicPorts: ReadonlySet<number> = new Set();
-  const ports = new ListeningPorts({ ownerOf: (pid) => owningProcess(table, pid), publicPorts });
   const limits = { jsonBytes: MiB, stdinBytes: 16 * MiB };
+  const previewAccess = new PreviewAccess({
+    publicPorts: config.publicPorts ?? [],
+    codeLifetimeMs: 60_000,
+    sessionLifetimeMs: 24 * 60 * 60 * 1000,
+    maxEntries: 10_000,
+  });
+  const ports = new ListeningPorts({
+    ownerOf: (pid) => owningProcess(table, pid),
+    publicPorts: previewAccess.publicPorts,
+  });
   const dialects = [
     tensorlakeDialect({
       table,
@@ -99,6 +114,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       limits,
       version,
       startedAt,
+      previews: { access: previewAccess, host: config.previewHost },
       pty: {
         idleTimeoutMs: config.ptyIdleTimeoutMs,
         maxSessions: 64,
@@ -121,8 +137,20 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   ];
   const ui = config.ui ? consoleUi({ token: config.token }) : undefined;
   if (ui) dialects.push(ui.dialect);
-  const listener = createRequestListener({ dialects, token: config.token, session: ui?.sessions });
-  const onUpgrade = createUpgradeListener(dialects);
+  const daemonPorts = new Set<number>();
+  const preview = previews({
+    access: previewAccess,
+    token: config.token,
+    consoleCookie: CONSOLE_COOKIE,
+    daemonPorts,
+  });
+  const listener = createRequestListener({
+    dialects,
+    token: config.token,
+    session: ui?.sessions,
+    previews: preview,
+  });
+  const onUpgrade = createUpgradeListener(dialects, preview);
   const listening = await Promise.allSettled(
     config.ports.map((port) => listen(listener, onUpgrade, config.host, port)),
   );
@@ -133,6 +161,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       server.closeIdleConnections();
     }
     files.close();
+    preview.close();
     await table.shutdown(graceMs);
     await containment.close();
     reaper.stop();
@@ -148,6 +177,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   answerClientErrors(servers, dialects);
   const urls = servers.map((server) => {
     const { address, port } = server.address() as AddressInfo;
+    daemonPorts.add(port);
     return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   });
 

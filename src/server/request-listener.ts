@@ -4,6 +4,7 @@ import { isAuthorized, isCrossOriginWrite, type SessionAuth } from '../http/auth
 import type { Dialect } from '../http/dialect.ts';
 import { sendJson } from '../http/json.ts';
 import { refuseUpgrade } from '../http/upgrade.ts';
+import type { Previews } from '../preview/index.ts';
 
 export interface RequestListenerOptions {
   dialects: Dialect[];
@@ -11,6 +12,8 @@ export interface RequestListenerOptions {
   token?: string;
   /** Browser sessions, accepted instead of the token where they say so. */
   session?: SessionAuth;
+  /** HTTP previews, chosen by Host before anything else: they check access themselves. */
+  previews?: Previews;
 }
 
 /** The request target as a URL; undefined for a target no URL can be made of. */
@@ -23,11 +26,17 @@ function requestUrl(req: IncomingMessage): URL | undefined {
 }
 
 /**
- * Serves every dialect from one listener: auth first, then the dialect that owns the path.
- * Any Host header is accepted.
+ * Serves every dialect from one listener: a preview when the Host names one; otherwise auth
+ * first, then the dialect that owns the path. Any other Host header is accepted.
  */
-export function createRequestListener({ dialects, token, session }: RequestListenerOptions): RequestListener {
+export function createRequestListener({
+  dialects,
+  token,
+  session,
+  previews,
+}: RequestListenerOptions): RequestListener {
   return (req, res) => {
+    if (previews?.serve(req, res)) return;
     const url = requestUrl(req);
     if (!url) {
       sendJson(
@@ -70,11 +79,15 @@ export function createRequestListener({ dialects, token, session }: RequestListe
 
 export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-/** Hands a WebSocket upgrade to the dialect that owns the path; refuses it elsewhere. */
-export function createUpgradeListener(dialects: Dialect[]): UpgradeListener {
+/**
+ * Hands a WebSocket upgrade to the preview its Host names, or else to the dialect that owns the
+ * path; refuses it elsewhere.
+ */
+export function createUpgradeListener(dialects: Dialect[], previews?: Previews): UpgradeListener {
   return (req, socket, head) => {
     // Node takes its own error handler off an upgraded socket: a reset must not crash us.
     socket.on('error', () => socket.destroy());
+    if (previews?.upgrade(req, socket, head)) return;
     const url = requestUrl(req);
     const dialect = url && dialects.find((d) => d.owns(url) && d.upgrade);
     if (url && dialect?.upgrade) {

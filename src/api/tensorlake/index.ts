@@ -12,6 +12,7 @@ import type { Limits } from './limits.ts';
 import { openapiDocument } from './openapi.ts';
 import { outputRoutes } from './output.ts';
 import { portRoutes } from './ports.ts';
+import { type PreviewLinkOptions, previewLinkRoute } from './preview-links.ts';
 import { processRoutes } from './processes.ts';
 import { type PtyOptions, ptyRoutes } from './pty-routes.ts';
 import { runRoute } from './run.ts';
@@ -25,6 +26,7 @@ export interface TensorlakeOptions {
   pty: PtyOptions;
   version: string;
   startedAt: number;
+  previews: PreviewLinkOptions;
 }
 
 const PREFIX = '/api/v1';
@@ -47,6 +49,7 @@ export function tensorlakeDialect({
   pty,
   version,
   startedAt,
+  previews,
 }: TensorlakeOptions): Dialect {
   const processes = processRoutes(table, limits);
   const output = outputRoutes(table);
@@ -85,6 +88,7 @@ export function tensorlakeDialect({
     .add('GET', `${PREFIX}/files/list`, fileAccess.list)
     .add('GET', `${PREFIX}/ports`, listening.list)
     .add('GET', `${PREFIX}/ports/:port/wait`, listening.wait)
+    .add('POST', `${PREFIX}/ports/:port/preview`, previewLinkRoute(previews))
     .add('GET', `${PREFIX}/pty/:id/ws`, () => {
       throw new ApiError(426, 'UPGRADE_REQUIRED', 'this route speaks WebSocket');
     });

@@ -14,6 +14,7 @@ import {
   outputPageResponse,
   portListResponse,
   portReadyResponse,
+  previewLinkResponse,
   processInfoResponse,
   processListResponse,
   ptyCreatedResponse,
@@ -358,6 +359,23 @@ function operations(): Operation[] {
       answers: { 204: { description: 'deleted' }, ...fileErrors },
     },
     {
+      method: 'post',
+      path: '/api/v1/ports/{port}/preview',
+      id: 'createPreviewLink',
+      tag: 'ports',
+      summary: "A one-time link that opens the port's HTTP preview in a browser",
+      description:
+        'Previews are selected by Host: a request to `<port>-<anything>` goes to that port on the ' +
+        "sandbox's loopback. They are private (the token in a header opens them) unless the port is " +
+        'public (`--public-port`). The link carries a code that works once, within a minute: opening it ' +
+        "swaps the code for an HttpOnly cookie that opens only that port's preview, and redirects to " +
+        'the same address without the code.',
+      answers: {
+        200: { description: 'the link', json: previewLinkResponse },
+        400: error('not a port (INVALID_REQUEST)'),
+      },
+    },
+    {
       method: 'get',
       path: '/api/v1/files/list',
       id: 'listFiles',
@@ -566,7 +584,10 @@ export function openapiDocument(): JsonObject {
       { name: 'output', description: 'captured output, read or followed' },
       { name: 'terminals', description: 'processes in a pseudo-terminal' },
       { name: 'files', description: 'files in the sandbox, read and written as streams' },
-      { name: 'ports', description: 'TCP ports that processes in the sandbox listen on' },
+      {
+        name: 'ports',
+        description: "reaching the sandbox's services: listening ports, HTTP previews, TCP tunnels",
+      },
     ],
     paths,
     components: {

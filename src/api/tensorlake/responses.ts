@@ -188,6 +188,13 @@ export const portReadyResponse = z
     waited_ms: count.describe('how long the wait took'),
   })
   .meta({ id: 'PortReady' });
+export const previewLinkResponse = z
+  .object({
+    url: z.string().describe('opens the preview once: its code is swapped for a cookie of that port alone'),
+    port: z.number().int().min(1).max(65535),
+    expires_at: epochMs.describe('the link must be opened before this'),
+  })
+  .meta({ id: 'PreviewLink' });
 
 export type ProcessInfo = z.output<typeof processInfoResponse>;
 export type OutputPage = z.output<typeof outputPageResponse>;
@@ -201,3 +208,4 @@ export type ErrorBody = z.output<typeof errorResponse>;
 export type FileList = z.output<typeof fileListResponse>;
 export type ListeningPortInfo = z.output<typeof listeningPortResponse>;
 export type PortReady = z.output<typeof portReadyResponse>;
+export type PreviewLink = z.output<typeof previewLinkResponse>;
