@@ -121,6 +121,13 @@ describe('HTTP previews by Host', () => {
     const open = await preview(publicApp.port, '/anyone');
     assert.equal(open.status, 200);
     assert.equal((JSON.parse(open.body) as Echo).url, '/anyone');
+    // The listing says which is which.
+    const listed = await fetch(`${daemon.api}/ports`, { headers: daemon.headers });
+    const { ports } = (await listed.json()) as { ports: { port: number; public: boolean }[] };
+    const publicOf = (port: number) =>
+      ports.filter((entry) => entry.port === port).map((entry) => entry.public);
+    assert.deepEqual(publicOf(publicApp.port), [true]);
+    assert.deepEqual(publicOf(privateApp.port), [false]);
   });
 
   test("the console's session cookie opens no preview", async () => {
