@@ -20,12 +20,12 @@ export type RouteMatch =
   | { kind: 'wrong_method'; allowed: string[] }
   | { kind: 'none' };
 
-/** Method + path patterns such as `/api/v1/processes/:ref/stdin`; first match wins. */
+/** Method + path templates such as `/api/v1/processes/{ref}/stdin`; first match wins. */
 export class Router {
   private readonly routes: Route[] = [];
 
   add(method: string, path: string, handler: RouteHandler): this {
-    const source = path.replace(/:(\w+)/g, (_, name: string) => `(?<${name}>[^/]+)`);
+    const source = path.replace(/\{(\w+)\}/g, (_, name: string) => `(?<${name}>[^/]+)`);
     this.routes.push({ method, pattern: new RegExp(`^${source}/?$`), handler });
     return this;
   }

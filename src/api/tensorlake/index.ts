@@ -3,7 +3,7 @@ import type { ProcessTable } from '../../core/process-table.ts';
 import type { FileSystem } from '../../files/file-system.ts';
 import type { Dialect } from '../../http/dialect.ts';
 import { sendJson } from '../../http/json.ts';
-import { Router, safeDecode } from '../../http/router.ts';
+import { type RouteHandler, Router, safeDecode } from '../../http/router.ts';
 import { refuseUpgrade } from '../../http/upgrade.ts';
 import type { ListeningPorts } from '../../ports/listening.ts';
 import { ApiError, sendError } from './errors.ts';
@@ -15,6 +15,7 @@ import { portRoutes } from './ports.ts';
 import { type PreviewLinkOptions, previewLinkRoute } from './preview-links.ts';
 import { processRoutes } from './processes.ts';
 import { type PtyOptions, ptyRoutes } from './pty-routes.ts';
+import { type RouteId, routeTable } from './routes.ts';
 import { runRoute } from './run.ts';
 
 export interface TensorlakeOptions {
@@ -56,9 +57,9 @@ export function tensorlakeDialect({
   const terminals = ptyRoutes(table, limits, pty);
   const fileAccess = fileRoutes(files);
   const listening = portRoutes(ports);
-  const router = new Router()
-    .add('GET', `${PREFIX}/health`, ({ res }) => sendJson(res, 200, { healthy: true }))
-    .add('GET', `${PREFIX}/info`, ({ res }) => {
+  const handlers: Record<RouteId, RouteHandler> = {
+    health: ({ res }) => sendJson(res, 200, { healthy: true }),
+    info: ({ res }) => {
       const { running, total } = table.counts();
       sendJson(res, 200, {
         version,
@@ -66,36 +67,42 @@ export function tensorlakeDialect({
         running_processes: running,
         total_processes: total,
       });
-    })
-    .add('GET', `${PREFIX}/openapi.json`, ({ res }) => sendJson(res, 200, openapiDocument()))
-    .add('POST', `${PREFIX}/processes/run`, runRoute(table, limits))
-    .add('POST', `${PREFIX}/processes`, processes.start)
-    .add('GET', `${PREFIX}/processes`, processes.list)
-    .add('GET', `${PREFIX}/processes/:ref`, processes.get)
-    .add('DELETE', `${PREFIX}/processes/:ref`, processes.kill)
-    .add('POST', `${PREFIX}/processes/:ref/stdin`, processes.writeStdin)
-    .add('POST', `${PREFIX}/processes/:ref/stdin/close`, processes.closeStdin)
-    .add('POST', `${PREFIX}/processes/:ref/signal`, processes.signal)
-    .add('POST', `${PREFIX}/processes/:ref/restart`, processes.restart)
-    .add('POST', `${PREFIX}/pty`, terminals.create)
-    .add('GET', `${PREFIX}/pty`, terminals.list)
-    .add('GET', `${PREFIX}/pty/:id`, terminals.get)
-    .add('DELETE', `${PREFIX}/pty/:id`, terminals.delete)
-    .add('POST', `${PREFIX}/pty/:id/resize`, terminals.resize)
-    .add('GET', `${PREFIX}/files`, fileAccess.read)
-    .add('PUT', `${PREFIX}/files`, fileAccess.write)
-    .add('DELETE', `${PREFIX}/files`, fileAccess.remove)
-    .add('GET', `${PREFIX}/files/list`, fileAccess.list)
-    .add('GET', `${PREFIX}/ports`, listening.list)
-    .add('GET', `${PREFIX}/ports/:port/wait`, listening.wait)
-    .add('POST', `${PREFIX}/ports/:port/preview`, previewLinkRoute(previews))
-    .add('GET', `${PREFIX}/pty/:id/ws`, () => {
+    },
+    openapi: ({ res }) => sendJson(res, 200, openapiDocument()),
+    runProcess: runRoute(table, limits),
+    startProcess: processes.start,
+    listProcesses: processes.list,
+    getProcess: processes.get,
+    killProcess: processes.kill,
+    writeStdin: processes.writeStdin,
+    closeStdin: processes.closeStdin,
+    signalProcess: processes.signal,
+    restartProcess: processes.restart,
+    createTerminal: terminals.create,
+    listTerminals: terminals.list,
+    getTerminal: terminals.get,
+    deleteTerminal: terminals.delete,
+    resizeTerminal: terminals.resize,
+    terminalSocket: () => {
       throw new ApiError(426, 'UPGRADE_REQUIRED', 'this route speaks WebSocket');
-    });
-  for (const view of ['stdout', 'stderr', 'output'] as const) {
-    router.add('GET', `${PREFIX}/processes/:ref/${view}`, output.read(view));
-    router.add('GET', `${PREFIX}/processes/:ref/${view}/follow`, output.follow(view));
-  }
+    },
+    readFile: fileAccess.read,
+    writeFile: fileAccess.write,
+    deleteFile: fileAccess.remove,
+    listFiles: fileAccess.list,
+    listPorts: listening.list,
+    waitForPort: listening.wait,
+    createPreviewLink: previewLinkRoute(previews),
+    readStdout: output.read('stdout'),
+    followStdout: output.follow('stdout'),
+    readStderr: output.read('stderr'),
+    followStderr: output.follow('stderr'),
+    readOutput: output.read('output'),
+    followOutput: output.follow('output'),
+  };
+  // Built from the same table as the OpenAPI document: a route is served only if documented.
+  const router = new Router();
+  for (const route of routeTable()) router.add(route.method.toUpperCase(), route.path, handlers[route.id]);
 
   return {
     owns: (url) => url.pathname === PREFIX || url.pathname.startsWith(`${PREFIX}/`),
