@@ -7,6 +7,7 @@ import { ProcessTable } from '../core/process-table.ts';
 import { Reaper } from '../core/reaper.ts';
 import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
+import { Tunnels } from '../ports/tunnels.ts';
 import { consoleUi } from '../ui/index.ts';
 import { version } from '../version.ts';
 import { answerClientErrors } from './client-errors.ts';
@@ -86,6 +87,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     watch: { maxEvents: 4096, maxDirectories: 8192, maxWatches: 256 },
   });
   const limits = { jsonBytes: MiB, stdinBytes: 16 * MiB };
+  const tunnels = new Tunnels();
   const dialects = [
     tensorlakeDialect({
       table,
@@ -102,6 +104,16 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
         pingIntervalMs: 30_000,
         maxFrameBytes: MiB,
         daemonToken: config.token,
+      },
+      tunnel: {
+        registry: tunnels,
+        daemonToken: config.token,
+        dialTimeoutMs: 5000,
+        // What one tunnel holds at most, whatever the rate: half a MiB queued for the client,
+        // one message of the client's on its way to the service.
+        maxQueuedBytes: MiB / 2,
+        maxFrameBytes: MiB,
+        lingerMs: 5000,
       },
     }),
     // A stdin chunk of the largest size, plus room for the message around it.
@@ -127,7 +139,10 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       server.closeIdleConnections();
     }
     files.close();
+    // Upgraded connections are no longer the HTTP server's: closeAllConnections misses them.
+    const tunnelsClosed = tunnels.closeAll(Math.min(graceMs, 1000));
     await table.shutdown(graceMs);
+    await tunnelsClosed;
     await containment.close();
     reaper.stop();
     for (const server of servers) server.closeAllConnections();

@@ -13,12 +13,14 @@ import { outputRoutes } from './output.ts';
 import { processRoutes } from './processes.ts';
 import { type PtyOptions, ptyRoutes } from './pty-routes.ts';
 import { runRoute } from './run.ts';
+import { type TunnelOptions, tunnelRoute } from './tunnel.ts';
 
 export interface TensorlakeOptions {
   table: ProcessTable;
   files: FileSystem;
   limits: Limits;
   pty: PtyOptions;
+  tunnel: TunnelOptions;
   version: string;
   startedAt: number;
 }
@@ -33,6 +35,7 @@ const CODE_BY_STATUS: Record<number, string> = {
   503: 'UNAVAILABLE',
 };
 const WEBSOCKET_PATH = /^\/api\/v1\/pty\/(?<id>[^/]+)\/ws\/?$/;
+const TUNNEL_PATH = /^\/api\/v1\/tunnels\/tcp\/?$/;
 
 /** The REST + SSE dialect under /api/v1. */
 export function tensorlakeDialect({
@@ -40,6 +43,7 @@ export function tensorlakeDialect({
   files,
   limits,
   pty,
+  tunnel,
   version,
   startedAt,
 }: TensorlakeOptions): Dialect {
@@ -47,6 +51,10 @@ export function tensorlakeDialect({
   const output = outputRoutes(table);
   const terminals = ptyRoutes(table, limits, pty);
   const fileAccess = fileRoutes(files);
+  const tunnels = tunnelRoute(tunnel);
+  const upgradeRequired = () => {
+    throw new ApiError(426, 'UPGRADE_REQUIRED', 'this route speaks WebSocket');
+  };
   const router = new Router()
     .add('GET', `${PREFIX}/health`, ({ res }) => sendJson(res, 200, { healthy: true }))
     .add('GET', `${PREFIX}/info`, ({ res }) => {
@@ -77,9 +85,8 @@ export function tensorlakeDialect({
     .add('PUT', `${PREFIX}/files`, fileAccess.write)
     .add('DELETE', `${PREFIX}/files`, fileAccess.remove)
     .add('GET', `${PREFIX}/files/list`, fileAccess.list)
-    .add('GET', `${PREFIX}/pty/:id/ws`, () => {
-      throw new ApiError(426, 'UPGRADE_REQUIRED', 'this route speaks WebSocket');
-    });
+    .add('GET', `${PREFIX}/pty/:id/ws`, upgradeRequired)
+    .add('GET', `${PREFIX}/tunnels/tcp`, upgradeRequired);
   for (const view of ['stdout', 'stderr', 'output'] as const) {
     router.add('GET', `${PREFIX}/processes/:ref/${view}`, output.read(view));
     router.add('GET', `${PREFIX}/processes/:ref/${view}/follow`, output.follow(view));
@@ -91,6 +98,7 @@ export function tensorlakeDialect({
     upgrade(req, socket, head, url) {
       const id = WEBSOCKET_PATH.exec(url.pathname)?.groups?.id;
       if (id) terminals.upgrade(req, socket, head, url, safeDecode(id));
+      else if (TUNNEL_PATH.test(url.pathname)) tunnels.upgrade(req, socket, head, url);
       else refuseUpgrade(socket, 404, 'Not Found');
     },
     unauthorized: (res) => sendJson(res, 401, { error: 'unauthorized', code: 'UNAUTHORIZED' }),
