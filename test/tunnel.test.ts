@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
@@ -36,11 +37,19 @@ const tunnelUrl = (daemon: TestDaemon, query: string) =>
 
 type Handshake = { ws: WebSocket } | { status: number; body: unknown };
 
-/** Opens a tunnel WebSocket; resolves with it once open, or with the refusal's status and body. */
+/**
+ * Opens a tunnel WebSocket; resolves with it once open, or with the refusal's status and body.
+ * It comes back paused, as the client's openTunnel does: the service's first bytes may come in
+ * the packet of the 101, and would be emitted before the caller listens. collect() and closed()
+ * resume it.
+ */
 function handshake(url: string, headers: Record<string, string> = {}): Promise<Handshake> {
   const ws = new WebSocket(url, { headers });
   return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve({ ws }));
+    ws.once('open', () => {
+      ws.pause();
+      resolve({ ws });
+    });
     ws.once('unexpected-response', async (_request, response: IncomingMessage) => {
       let text = '';
       for await (const chunk of response) text += chunk;
@@ -59,8 +68,10 @@ async function openTunnel(daemon: TestDaemon, port: number): Promise<WebSocket> 
 
 /** Resolves with the close code and reason once the WebSocket has closed. */
 async function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
-  if (ws.readyState === WebSocket.CLOSED) return { code: -1, reason: 'already closed' };
-  const [code, reason] = await once(ws, 'close');
+  if (ws.readyState === WebSocket.CLOSED) throw new Error('closed before anyone listened for its close');
+  const closing = once(ws, 'close');
+  ws.resume();
+  const [code, reason] = await closing;
   return { code: code as number, reason: String(reason) };
 }
 
@@ -68,7 +79,8 @@ async function closed(ws: WebSocket): Promise<{ code: number; reason: string }> 
 function collect(ws: WebSocket): { bytes: () => Buffer; ended: Promise<{ code: number; reason: string }> } {
   const chunks: Buffer[] = [];
   ws.on('message', (data: Buffer) => chunks.push(data));
-  return { bytes: () => Buffer.concat(chunks), ended: closed(ws) };
+  const ended = closed(ws);
+  return { bytes: () => Buffer.concat(chunks), ended };
 }
 
 const openDescriptors = async (pid: number) => (await readdir(`/proc/${pid}/fd`)).length;
@@ -180,6 +192,42 @@ describe('the TCP tunnel over a plain WebSocket', () => {
     assert.equal(((await plain.json()) as { code: string }).code, 'UPGRADE_REQUIRED');
   });
 
+  test('502 when the service does not accept the connection within 5 s', async () => {
+    // A listener whose process is stopped: the kernel queues connections up to its backlog and
+    // then leaves new ones unanswered, as a service too busy to accept would.
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        "const s=require('net').createServer().listen({port:0,host:'127.0.0.1',backlog:1},()=>console.log(s.address().port))",
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const queued: Socket[] = [];
+    try {
+      const port = Number(String((await once(child.stdout, 'data'))[0]).trim());
+      child.kill('SIGSTOP');
+      // Linux queues backlog + 1 connections; past that it drops the SYNs of new ones.
+      for (let index = 0; index < 2; index++) {
+        const socket = connect({ host: '127.0.0.1', port });
+        socket.on('error', () => {});
+        queued.push(socket);
+        await once(socket, 'connect');
+      }
+      const started = performance.now();
+      const refused = await handshake(tunnelUrl(daemon, `port=${port}`), daemon.headers);
+      assert.deepEqual(refused, {
+        status: 502,
+        body: { error: `port ${port} did not accept a connection within 5000 ms`, code: 'BAD_GATEWAY' },
+      });
+      assert.ok(performance.now() - started >= 4900);
+    } finally {
+      for (const socket of queued) socket.destroy();
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  });
+
   test('binary frames go both ways verbatim; the service ending its side sends what it read, then closes the WebSocket', async () => {
     const all = Buffer.from(Array.from({ length: 256 }, (_, byte) => byte));
     const { server, port } = await service((socket) => {
@@ -216,11 +264,12 @@ describe('the TCP tunnel over a plain WebSocket', () => {
     });
     try {
       const ws = await openTunnel(daemon, port);
+      const wsClosed = closed(ws);
       ws.send(Buffer.from('last words'));
       ws.close(1000);
       await ended;
       assert.equal(serviceGot.toString(), 'last words');
-      assert.equal((await closed(ws)).code, 1000);
+      assert.equal((await wsClosed).code, 1000);
     } finally {
       await closeServer(server);
     }
@@ -302,8 +351,10 @@ describe('the TCP tunnel over a plain WebSocket', () => {
       const pid = fresh.child.pid as number;
       const roundTrip = async () => {
         const ws = await openTunnel(fresh, echo.port);
+        const echoed = once(ws, 'message');
+        ws.resume();
         ws.send(Buffer.from('ping'));
-        await once(ws, 'message');
+        await echoed;
         ws.close();
         await closed(ws);
       };
@@ -358,7 +409,6 @@ describe('tunnel limits', () => {
       const pid = daemon.child.pid as number;
       const idle = await rssMiB(pid);
       const ws = await openTunnel(daemon, port);
-      ws.pause();
       // Stalled: the service has written what the buffers on the way hold, and no more.
       let last = -1;
       let still = 0;
