@@ -292,6 +292,17 @@ describe('the TCP tunnel over a plain WebSocket', () => {
     }
   });
 
+  test('pings are answered; a message over 1 MiB closes the tunnel with 1009', async () => {
+    const ws = await openTunnel(daemon, echo.port);
+    const pong = once(ws, 'pong');
+    ws.resume();
+    ws.ping(Buffer.from('are you there'));
+    assert.equal(String((await pong)[0]), 'are you there');
+    const wsClosed = closed(ws);
+    ws.send(Buffer.alloc(MiB + 1));
+    assert.equal((await wsClosed).code, 1009);
+  });
+
   test('a service listening on ::1 alone is reached there', async () => {
     const { server, port } = await service((socket) => socket.end('from ipv6'), '::1');
     try {
