@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
+import type { ReadPool } from './read-pool.ts';
 
 export interface TunnelLimits {
   /**
@@ -30,10 +31,15 @@ export class Tunnel {
   readonly closed: Promise<void>;
   private readingService = true;
 
+  /**
+   * `pool`: the service socket reads into it (it was connected with the pool's `onread`),
+   * which then bounds what waits for the client instead of `limits.maxQueuedBytes`.
+   */
   constructor(
     private readonly service: Socket,
     private readonly socket: WebSocket,
     private readonly limits: TunnelLimits,
+    pool?: ReadPool,
   ) {
     // A peer that vanishes without a word (a pulled cable, a killed VM) is found by the kernel;
     // pings would also drop a client that merely stopped reading, which is its right.
@@ -44,7 +50,12 @@ export class Tunnel {
     const socketClosed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     this.closed = Promise.all([serviceClosed, socketClosed]).then(() => undefined);
 
-    service.on('data', (chunk: Buffer) => this.fromService(chunk));
+    if (pool)
+      pool.consume(
+        (bytes, release) => this.fromPool(bytes, release),
+        () => service.resume(),
+      );
+    else service.on('data', (chunk: Buffer) => this.fromService(chunk));
     service.on('drain', () => socket.resume());
     service.once('end', () => this.closeSocket(NORMAL, ''));
     service.once('close', (hadError) => {
@@ -55,8 +66,9 @@ export class Tunnel {
     });
     socket.on('message', (data: Buffer, isBinary: boolean) => this.fromClient(data, isBinary));
     socket.once('close', () => this.endService());
-    // A socket handed over paused (so that no frame went by unheard) starts flowing now.
+    // Sockets handed over paused (so that nothing went by unheard) start flowing now.
     socket.resume();
+    service.resume();
   }
 
   /** Closes both sides at once (the daemon is stopping); the WebSocket is cut after graceMs. */
@@ -75,6 +87,15 @@ export class Tunnel {
       this.readingService = false;
       this.service.pause();
     }
+  }
+
+  /** Bytes read into the pool: its buffer comes back once the frame has gone out. */
+  private fromPool(bytes: Buffer, release: () => void): void {
+    if (this.socket.readyState !== WebSocket.OPEN) {
+      release();
+      return;
+    }
+    this.socket.send(bytes, { binary: true, compress: false }, release);
   }
 
   /** After each frame has gone out: read the service again once half the queue has drained. */

@@ -6,6 +6,7 @@ import { isAuthorized } from '../../http/auth.ts';
 import { refuseUpgrade } from '../../http/upgrade.ts';
 import { DialError, dialLoopback } from '../../ports/loopback-dial.ts';
 import { parsePort } from '../../ports/port-number.ts';
+import { ReadPool } from '../../ports/read-pool.ts';
 import { Tunnel, type TunnelLimits } from '../../ports/tunnel.ts';
 import type { Tunnels } from '../../ports/tunnels.ts';
 
@@ -27,6 +28,9 @@ export const tunnelQuery = z.object({
     .refine((text) => parsePort(text) !== undefined, 'an integer from 1 to 65535')
     .describe("a TCP port on the sandbox's loopback (1-65535)"),
 });
+
+/** The size of one read from a service: as much as Node reads from a socket at once. */
+const READ_BYTES = 64 * 1024;
 
 interface Refusal {
   status: number;
@@ -63,7 +67,10 @@ export function tunnelRoute(options: TunnelOptions) {
           socket.destroy();
         },
       });
-      dialLoopback(port, { timeoutMs: options.dialTimeoutMs, signal: dialing.signal }).then(
+      // What waits for the client is bounded by the pool: maxQueuedBytes in reads of 64 KiB.
+      const pool = new ReadPool(Math.max(2, Math.ceil(options.maxQueuedBytes / READ_BYTES)), READ_BYTES);
+      const dial = { timeoutMs: options.dialTimeoutMs, signal: dialing.signal, onread: pool.onread };
+      dialLoopback(port, dial).then(
         (service) => {
           release();
           socket.off('close', abandon);
@@ -72,7 +79,7 @@ export function tunnelRoute(options: TunnelOptions) {
           socket.once('close', drop);
           server.handleUpgrade(req, socket, head, (ws) => {
             socket.off('close', drop);
-            const tunnel = new Tunnel(service, ws, options);
+            const tunnel = new Tunnel(service, ws, options, pool);
             options.registry.track(tunnel, tunnel.closed);
           });
         },
