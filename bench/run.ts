@@ -1,9 +1,9 @@
 // The daemon's speed, each figure beside a baseline measured in the same run: how fast output
 // reaches a client, how long a start takes, a stdin-to-follower round trip, memory and health
-// under a thousand followers, memory under a paused follower, what an HTTP preview adds to a
-// request. Every figure and baseline is the median of the rounds (3; --quick: 1, with small
-// sizes, only to prove the bench works); the ratio is figure ÷ baseline. The compiled daemon
-// runs as `npm start` runs it.
+// under a thousand followers, memory under a paused follower, the TCP tunnel's throughput and
+// the memory of a thousand idle tunnels, what an HTTP preview adds to a request. Every figure
+// and baseline is the median of the rounds (3; --quick: 1, with small sizes, only to prove the
+// bench works); the ratio is figure ÷ baseline. The compiled daemon runs as `npm start` runs it.
 //
 //   npm run bench [-- --quick] [--json] [--rounds N] [--rows 1,2,6] [--profile DIR]
 //
@@ -23,6 +23,7 @@ import { pausedFollower } from './paused-follower.ts';
 import { previewLatency } from './preview.ts';
 import { shortCommands, startLatency } from './starts.ts';
 import { stdinFollow } from './stdin-follow.ts';
+import { idleTunnels, tunnelThroughput } from './tunnel.ts';
 
 const { values } = parseArgs({
   options: {
@@ -53,6 +54,8 @@ const groups: { rows: string[]; run: () => Promise<Row[]> }[] = [
   { rows: ['7'], run: () => manyFollowers(options) },
   { rows: ['8'], run: () => pausedFollower(options, scratch) },
   { rows: ['9'], run: () => shortCommands(options) },
+  { rows: ['10'], run: () => tunnelThroughput(options) },
+  { rows: ['11'], run: () => idleTunnels(options) },
   { rows: ['12'], run: () => previewLatency(options) },
 ];
 const known = groups.flatMap((g) => g.rows);
@@ -98,6 +101,16 @@ const LEGEND: [rows: string[], lines: string[]][] = [
   [['7'], ['7   the same daemon before the processes started; health from a separate process every 10 ms.']],
   [['8'], ['8   the same daemon, idle, before the process started.']],
   [['9'], ["9   Node spawning `true` with output on pipes, until 'close', in the same lean process as 4."]],
+  [
+    ['10'],
+    [
+      '10  the same bytes (4 MiB of random bytes sent over and over by a service in a process of its',
+      '    own) read by this process straight from the service over loopback TCP; the figure reads them',
+      '    through a tunnel with the `ws` library, the note through a Node pipe relay (a process of its',
+      '    own too). Each timed after one untimed pass of each.',
+    ],
+  ],
+  [['11'], ['11  the same daemon after 10 tunnels opened and closed; each of the 1000 has echoed a byte.']],
   [
     ['12'],
     [

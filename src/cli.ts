@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { attachCommand } from './cli/attach.ts';
 import { cpCommand } from './cli/cp.ts';
 import { execCommand } from './cli/exec.ts';
+import { forwardCommand } from './cli/forward.ts';
 import { killCommand } from './cli/kill.ts';
 import { logsCommand } from './cli/logs.ts';
 import { openapiCommand } from './cli/openapi.ts';
@@ -33,6 +34,7 @@ killCommand(program);
 attachCommand(program);
 cpCommand(program);
 previewCommand(program);
+forwardCommand(program);
 openapiCommand(program);
 
 await program.parseAsync();

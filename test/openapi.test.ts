@@ -253,6 +253,21 @@ describe('the OpenAPI document', () => {
     assert.equal(await conformance.checkUpgrade(`${ws}/${id}/ws?token=wrong`), 403);
     assert.equal(await conformance.checkUpgrade(`${ws}/no-such-session/ws?token=x`), 404);
     await call('DELETE', `/pty/${id}`);
+
+    // Tunnels: connected, a bad port, no token, nothing listening, no upgrade.
+    const tunnel = `${daemon.url.replace('http', 'ws')}/api/v1/tunnels/tcp`;
+    const bearer = { authorization: `Bearer ${TOKEN}` };
+    const listening = createServer((socket) => socket.destroy());
+    listening.listen(0, '127.0.0.1');
+    await once(listening, 'listening');
+    const { port } = listening.address() as AddressInfo;
+    assert.equal(await conformance.checkUpgrade(`${tunnel}?port=${port}`, bearer), 101);
+    assert.equal(await conformance.checkUpgrade(`${tunnel}?port=0`, bearer), 400);
+    assert.equal(await conformance.checkUpgrade(`${tunnel}?port=${port}`), 401);
+    listening.close();
+    await once(listening, 'close');
+    assert.equal(await conformance.checkUpgrade(`${tunnel}?port=${port}`, bearer), 502);
+    await call('GET', `/tunnels/tcp?port=${port}`); // 426
     await call('DELETE', '/pty/no-such-session'); // 404
     await client.kill(pid);
     await client.kill(both.pid);

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type WebSocket from 'ws';
 import type { z } from 'zod';
 import type { createBody as ptyCreateBody } from '../api/tensorlake/pty-routes.ts';
 import type {
@@ -307,6 +308,17 @@ export class SandboxClient {
         throw new DaemonError(408, error.code, `port ${port} accepted no connection within ${timeoutMs} ms`);
       }
     }
+  }
+
+  /**
+   * Opens a TCP tunnel to a port of the sandbox's loopback: a WebSocket whose binary frames are
+   * the connection's bytes, paused until its reader calls resume(). Throws DaemonError when
+   * the daemon refuses (502: nothing listens).
+   */
+  async openTunnel(port: number): Promise<WebSocket> {
+    // Loaded when first needed, as for terminals.
+    const { openTunnelSocket } = await import('./tunnel.ts');
+    return openTunnelSocket(this.url, port, this.authHeaders);
   }
 
   /** A file's bytes as a stream (`range` such as `bytes=0-99`); throws DaemonError if absent. */

@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http';
+
 /** The daemon answered with an error, in the REST dialect's `{error, code}` shape when it could. */
 export class DaemonError extends Error {
   constructor(
@@ -21,6 +23,14 @@ export class DaemonError extends Error {
     }
     const message = text.trim().slice(0, 200) || response.statusText || `HTTP ${response.status}`;
     return new DaemonError(response.status, `HTTP_${response.status}`, message);
+  }
+
+  /** A WebSocket handshake the daemon refused (its answer, as `ws` hands it over). */
+  static async fromHandshake(response: IncomingMessage): Promise<DaemonError> {
+    let text = '';
+    for await (const chunk of response) text += chunk;
+    const status = response.statusCode ?? 0;
+    return DaemonError.from(new Response(text, { status: status < 200 || status > 599 ? 500 : status }));
   }
 }
 

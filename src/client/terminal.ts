@@ -43,7 +43,7 @@ export class TerminalConnection {
       let answered = false;
       socket.once('unexpected-response', (_request, response: IncomingMessage) => {
         answered = true;
-        void refusal(response)
+        void DaemonError.fromHandshake(response)
           .then(reject, reject)
           .finally(() => socket.terminate());
       });
@@ -93,11 +93,4 @@ export class TerminalConnection {
   private send(frame: Buffer): void {
     if (this.socket.readyState === WebSocket.OPEN) this.socket.send(frame);
   }
-}
-
-async function refusal(response: IncomingMessage): Promise<DaemonError> {
-  let text = '';
-  for await (const chunk of response) text += chunk;
-  const status = response.statusCode ?? 0;
-  return DaemonError.from(new Response(text, { status: status < 200 || status > 599 ? 500 : status }));
 }

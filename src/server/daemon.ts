@@ -10,6 +10,7 @@ import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
 import { ListeningPorts } from '../ports/listening.ts';
 import { PreviewAccess } from '../ports/preview-access.ts';
+import { Tunnels } from '../ports/tunnels.ts';
 import { previews } from '../preview/index.ts';
 import { consoleUi } from '../ui/index.ts';
 import { COOKIE as CONSOLE_COOKIE } from '../ui/sessions.ts';
@@ -94,7 +95,6 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     maxListEntries: 100_000,
     watch: { maxEvents: 4096, maxDirectories: 8192, maxWatches: 256 },
   });
-  // Ports opened to anyone, without credentials: none yet.
   const limits = { jsonBytes: MiB, stdinBytes: 16 * MiB };
   const previewAccess = new PreviewAccess({
     publicPorts: config.publicPorts ?? [],
@@ -106,6 +106,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     ownerOf: (pid) => owningProcess(table, pid),
     publicPorts: previewAccess.publicPorts,
   });
+  const tunnels = new Tunnels();
   const dialects = [
     tensorlakeDialect({
       table,
@@ -124,6 +125,16 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
         pingIntervalMs: 30_000,
         maxFrameBytes: MiB,
         daemonToken: config.token,
+      },
+      tunnel: {
+        registry: tunnels,
+        daemonToken: config.token,
+        dialTimeoutMs: 5000,
+        // What one tunnel holds at most, whatever the rate: half a MiB queued for the client,
+        // one message of the client's on its way to the service.
+        maxQueuedBytes: MiB / 2,
+        maxFrameBytes: MiB,
+        lingerMs: 5000,
       },
     }),
     // A stdin chunk of the largest size, plus room for the message around it.
@@ -162,7 +173,10 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     }
     files.close();
     preview.close();
+    // Upgraded connections are no longer the HTTP server's: closeAllConnections misses them.
+    const tunnelsClosed = tunnels.closeAll(Math.min(graceMs, 1000));
     await table.shutdown(graceMs);
+    await tunnelsClosed;
     await containment.close();
     reaper.stop();
     for (const server of servers) server.closeAllConnections();

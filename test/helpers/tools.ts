@@ -15,6 +15,7 @@ export const tmux: Tool = { command: 'tmux', debianPackage: 'tmux' };
 export const shellcheck: Tool = { command: 'shellcheck', debianPackage: 'shellcheck' };
 export const xvfb: Tool = { command: 'Xvfb', debianPackage: 'xvfb' };
 export const x11vnc: Tool = { command: 'x11vnc', debianPackage: 'x11vnc' };
+export const xev: Tool = { command: 'xev', debianPackage: 'x11-utils' };
 /** Debian's chromium; never a browser a package downloads. */
 export const chromium: Tool = {
   command: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',

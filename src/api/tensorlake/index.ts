@@ -17,6 +17,7 @@ import { processRoutes } from './processes.ts';
 import { type PtyOptions, ptyRoutes } from './pty-routes.ts';
 import { type RouteId, routeTable } from './routes.ts';
 import { runRoute } from './run.ts';
+import { type TunnelOptions, tunnelRoute } from './tunnel.ts';
 
 export interface TensorlakeOptions {
   table: ProcessTable;
@@ -25,6 +26,7 @@ export interface TensorlakeOptions {
   ports: ListeningPorts;
   limits: Limits;
   pty: PtyOptions;
+  tunnel: TunnelOptions;
   version: string;
   startedAt: number;
   previews: PreviewLinkOptions;
@@ -40,6 +42,7 @@ const CODE_BY_STATUS: Record<number, string> = {
   503: 'UNAVAILABLE',
 };
 const WEBSOCKET_PATH = /^\/api\/v1\/pty\/(?<id>[^/]+)\/ws\/?$/;
+const TUNNEL_PATH = /^\/api\/v1\/tunnels\/tcp\/?$/;
 
 /** The REST + SSE dialect under /api/v1. */
 export function tensorlakeDialect({
@@ -48,6 +51,7 @@ export function tensorlakeDialect({
   ports,
   limits,
   pty,
+  tunnel,
   version,
   startedAt,
   previews,
@@ -57,6 +61,10 @@ export function tensorlakeDialect({
   const terminals = ptyRoutes(table, limits, pty);
   const fileAccess = fileRoutes(files);
   const listening = portRoutes(ports);
+  const tunnels = tunnelRoute(tunnel);
+  const upgradeRequired = () => {
+    throw new ApiError(426, 'UPGRADE_REQUIRED', 'this route speaks WebSocket');
+  };
   const handlers: Record<RouteId, RouteHandler> = {
     health: ({ res }) => sendJson(res, 200, { healthy: true }),
     info: ({ res }) => {
@@ -83,9 +91,8 @@ export function tensorlakeDialect({
     getTerminal: terminals.get,
     deleteTerminal: terminals.delete,
     resizeTerminal: terminals.resize,
-    terminalSocket: () => {
-      throw new ApiError(426, 'UPGRADE_REQUIRED', 'this route speaks WebSocket');
-    },
+    terminalSocket: upgradeRequired,
+    tcpTunnel: upgradeRequired,
     readFile: fileAccess.read,
     writeFile: fileAccess.write,
     deleteFile: fileAccess.remove,
@@ -110,6 +117,7 @@ export function tensorlakeDialect({
     upgrade(req, socket, head, url) {
       const id = WEBSOCKET_PATH.exec(url.pathname)?.groups?.id;
       if (id) terminals.upgrade(req, socket, head, url, safeDecode(id));
+      else if (TUNNEL_PATH.test(url.pathname)) tunnels.upgrade(req, socket, head, url);
       else refuseUpgrade(socket, 404, 'Not Found');
     },
     unauthorized: (res) => sendJson(res, 401, { error: 'unauthorized', code: 'UNAUTHORIZED' }),

@@ -128,10 +128,8 @@ export function openapiDocument(): JsonObject {
       { name: 'output', description: 'captured output, read or followed' },
       { name: 'terminals', description: 'processes in a pseudo-terminal' },
       { name: 'files', description: 'files in the sandbox, read and written as streams' },
-      {
-        name: 'ports',
-        description: "reaching the sandbox's services: listening ports, HTTP previews, TCP tunnels",
-      },
+      { name: 'ports', description: "the sandbox's listening ports, and HTTP previews of them" },
+      { name: 'tunnels', description: "TCP connections to services on the sandbox's loopback" },
     ],
     paths,
     components: {

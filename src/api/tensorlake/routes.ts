@@ -24,6 +24,7 @@ import {
   truncatedEventData,
 } from './responses.ts';
 import { filesQuery, runBody, signalBody, startBody } from './schemas.ts';
+import { tunnelQuery } from './tunnel.ts';
 
 // The REST dialect's routes, each with what the OpenAPI document says of it: the router and the
 // document are both built from this table, so no route can exist undocumented.
@@ -412,6 +413,30 @@ export function routeTable() {
         200: { description: 'the port accepted a connection', json: portReadyResponse },
         400: error('the port or the timeout is not valid (INVALID_REQUEST)'),
         408: error('no connection was accepted in time (REQUEST_TIMEOUT)'),
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/tunnels/tcp',
+      id: 'tcpTunnel',
+      tag: 'tunnels',
+      summary: "A TCP connection to a port of the sandbox's loopback, over WebSocket",
+      description:
+        'The daemon connects to 127.0.0.1:port (then [::1]:port) before it answers, so the handshake ' +
+        'says whether anything listens. Binary frames carry the bytes verbatim, both ways; a text frame ' +
+        "closes the tunnel (1002). The service's EOF closes the WebSocket (1000) after the bytes read " +
+        "before it; the WebSocket's close ends the service's connection (no half-close). One WebSocket " +
+        'per connection; pings are answered. A tunnel holds about 1 MiB at most: a reader that stops ' +
+        'on either side stops the other. Client messages over 1 MiB close it (1009).',
+      query: tunnelQuery,
+      answers: {
+        101: { description: 'connected to the service; switching to the WebSocket protocol' },
+        400: error(
+          'no port, a port that is not an integer from 1 to 65535, or no WebSocket upgrade (INVALID_REQUEST)',
+        ),
+        403: error('a daemon without a token, and a browser page of another origin (FORBIDDEN)'),
+        426: error('a plain GET without a WebSocket upgrade (UPGRADE_REQUIRED)'),
+        502: error('nothing accepted a connection on that port within 5 s (BAD_GATEWAY)'),
       },
     },
   ] as const satisfies readonly Operation[];
