@@ -1,14 +1,17 @@
 import { Agent, type AgentOptions, type ClientRequestArgs } from 'node:http';
-import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { dialLoopback } from '../ports/loopback-dial.ts';
 
 type Connected = (error: Error | null, socket: Duplex) => void;
 
+// As a tunnel waits for a service that does not accept (a full backlog drops the handshake).
+const DIAL_TIMEOUT_MS = 5000;
+
 /**
- * An HTTP agent for the sandbox's own services: it connects to 127.0.0.1 and, when nothing
- * listens there, to [::1] (a server bound to `localhost` may have taken only the IPv6 one).
- * The choice is made before the request is written, so a request body is never half sent to
- * the wrong address; pooled connections are reused whichever address they went to.
+ * An HTTP agent for the sandbox's own services, which dials as a tunnel does (dialLoopback:
+ * 127.0.0.1, then [::1] when refused). The address is chosen before the request is written, so
+ * a request body is never half sent to the wrong one; pooled connections are reused whichever
+ * address they went to.
  */
 export class LoopbackAgent extends Agent {
   constructor(options: AgentOptions) {
@@ -16,31 +19,15 @@ export class LoopbackAgent extends Agent {
   }
 
   override createConnection(options: ClientRequestArgs, connected?: Connected): undefined {
-    const port = Number(options.port);
     const done = connected ?? (() => {});
-    dial('127.0.0.1', port, (error, socket) => {
-      if (!error) return done(null, socket);
-      if ((error as NodeJS.ErrnoException).code !== 'ECONNREFUSED') return done(error, socket);
-      dial('::1', port, (errorV6, socketV6) => {
-        // Either way, the error to report is the IPv4 refusal: IPv6 may be off altogether.
-        done(errorV6 ? error : null, socketV6);
-      });
-    });
+    dialLoopback(Number(options.port), { timeoutMs: DIAL_TIMEOUT_MS }).then(
+      (socket) => {
+        // The dial hands the socket back paused; the HTTP client reads it as it likes.
+        socket.resume();
+        done(null, socket);
+      },
+      (error: Error) => done(error, undefined as unknown as Duplex), // Node's agent ignores the socket on an error.
+    );
     return undefined;
   }
-}
-
-function dial(host: string, port: number, then: (error: Error | null, socket: Socket) => void): void {
-  const socket = connect({ host, port, noDelay: true });
-  const onError = (error: Error) => {
-    socket.off('connect', onConnect);
-    socket.destroy();
-    then(error, socket);
-  };
-  const onConnect = () => {
-    socket.off('error', onError);
-    then(null, socket);
-  };
-  socket.once('error', onError);
-  socket.once('connect', onConnect);
 }
