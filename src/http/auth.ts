@@ -68,6 +68,14 @@ export function isCrossOriginWrite(req: IncomingMessage): boolean {
   if (SAFE_METHODS.has(req.method ?? 'GET')) return false;
   const site = req.headers['sec-fetch-site'];
   if (site === 'cross-site' || site === 'same-site') return true;
+  return hasForeignOrigin(req);
+}
+
+/**
+ * True when the request names an origin other than the host it is sent to. Browsers always
+ * send Origin on a WebSocket handshake and on a write; clients that are not browsers send none.
+ */
+export function hasForeignOrigin(req: IncomingMessage): boolean {
   const origin = req.headers.origin;
   if (origin === undefined) return false;
   try {

@@ -2,7 +2,7 @@ import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { z } from 'zod';
-import { isAuthorized } from '../../http/auth.ts';
+import { hasForeignOrigin, isAuthorized } from '../../http/auth.ts';
 import { refuseUpgrade } from '../../http/upgrade.ts';
 import { DialError, dialLoopback } from '../../ports/loopback-dial.ts';
 import { parsePort } from '../../ports/port-number.ts';
@@ -100,7 +100,7 @@ function checkRequest(req: IncomingMessage, url: URL, daemonToken: string | unde
   if (daemonToken !== undefined) {
     if (!isAuthorized(req, daemonToken))
       return { status: 401, code: 'UNAUTHORIZED', message: 'unauthorized' };
-  } else if (isCrossOrigin(req)) {
+  } else if (hasForeignOrigin(req)) {
     // Without a token anyone on the loopback may tunnel, but not a web page they happen to
     // visit: a browser cannot put a header on a WebSocket, but it always says where it came from.
     return { status: 403, code: 'FORBIDDEN', message: 'cross-origin request refused' };
@@ -116,14 +116,4 @@ function checkRequest(req: IncomingMessage, url: URL, daemonToken: string | unde
     return { status: 400, code: 'INVALID_REQUEST', message };
   }
   return port;
-}
-
-function isCrossOrigin(req: IncomingMessage): boolean {
-  const origin = req.headers.origin;
-  if (origin === undefined) return false;
-  try {
-    return new URL(origin).host !== (req.headers.host ?? '').toLowerCase();
-  } catch {
-    return true;
-  }
 }
