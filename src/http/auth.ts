@@ -28,11 +28,17 @@ export function isAuthorized(req: IncomingMessage, expected: string): boolean {
 
 /** The value of one cookie the request carries, if it carries it. */
 export function readCookie(req: IncomingMessage, name: string): string | undefined {
+  return readCookies(req, name)[0];
+}
+
+/** Every value the request carries for a cookie name (cookies of a parent domain come beside the host's own). */
+export function readCookies(req: IncomingMessage, name: string): string[] {
+  const values: string[] = [];
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const equals = part.indexOf('=');
-    if (equals !== -1 && part.slice(0, equals).trim() === name) return part.slice(equals + 1).trim();
+    if (equals !== -1 && part.slice(0, equals).trim() === name) values.push(part.slice(equals + 1).trim());
   }
-  return undefined;
+  return values;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD']);

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { isAuthorized } from '../http/auth.ts';
+import { isAuthorized, readCookies } from '../http/auth.ts';
 import type { PreviewAccess } from '../ports/preview-access.ts';
 import { PREVIEW_CODE_PARAM } from '../ports/preview-link.ts';
 import { prepareForwardedHeaders } from './forward-headers.ts';
@@ -118,13 +118,7 @@ export function previews({ access, token, consoleCookie, daemonPorts }: PreviewO
  * beside this host's own: it must not hide the real one.
  */
 function previewSessions(req: IncomingMessage): string[] {
-  const sessions: string[] = [];
-  for (const pair of (req.headers.cookie ?? '').split(';')) {
-    const equals = pair.indexOf('=');
-    if (equals !== -1 && pair.slice(0, equals).trim() === PREVIEW_COOKIE)
-      sessions.push(pair.slice(equals + 1).trim());
-  }
-  return sessions;
+  return readCookies(req, PREVIEW_COOKIE);
 }
 
 /** The code of a preview link being opened (a GET or HEAD with the parameter), if this is one. */
