@@ -48,25 +48,29 @@ export function createRequestListener({
       return;
     }
     const dialect = dialects.find((d) => d.owns(url));
-    if (isCrossOriginWrite(req)) {
-      const body = (dialect ?? (dialects[0] as Dialect)).errorBody(url, 403, 'cross-origin request refused');
-      sendJson(res, 403, body);
+    // Answers given before a route is found, in the shape of the dialect whose path it is.
+    const shaping = dialect ?? (dialects[0] as Dialect);
+    const refuse = (status: number, message: string) => {
+      sendJson(res, status, shaping.errorBody(url, status, message));
       req.resume();
+    };
+    if (isCrossOriginWrite(req)) {
+      refuse(403, 'cross-origin request refused');
       return;
     }
     if (token !== undefined && !(dialect?.isPublic(req, url) ?? false) && !isAuthorized(req, token)) {
       const viaSession = session?.check(req, url) ?? 'none';
       if (viaSession !== 'ok') {
-        if (viaSession === 'cross-origin')
-          sendJson(res, 403, { error: 'cross-origin request refused', code: 'FORBIDDEN' });
-        else (dialect ?? (dialects[0] as Dialect)).unauthorized(res);
-        req.resume();
+        if (viaSession === 'cross-origin') refuse(403, 'cross-origin request refused');
+        else {
+          shaping.unauthorized(res);
+          req.resume();
+        }
         return;
       }
     }
     if (!dialect) {
-      sendJson(res, 404, { error: `no route for ${url.pathname}`, code: 'NOT_FOUND' });
-      req.resume();
+      refuse(404, `no route for ${url.pathname}`);
       return;
     }
     dialect.handle(req, res, url).catch((error: unknown) => {

@@ -36,6 +36,7 @@ const PREFIX = '/api/v1';
 const CODE_BY_STATUS: Record<number, string> = {
   400: 'INVALID_REQUEST',
   403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
   408: 'REQUEST_TIMEOUT',
   413: 'PAYLOAD_TOO_LARGE',
   431: 'HEADERS_TOO_LARGE',
