@@ -70,3 +70,23 @@ export async function sendFile(
   }
   await pipeline(content(), res).catch(() => {});
 }
+
+/**
+ * Answers a read of a file: the part a `Range` asks for (206), or the whole of it, gzipped
+ * when `gzip` and no range was asked for. A range beyond the end closes the file, gives
+ * the file's size in `Content-Range` and throws what `beyondEnd` makes: the dialect's own 416.
+ */
+export async function answerFileRead(
+  req: IncomingMessage,
+  res: ServerResponse,
+  file: OpenFile,
+  { gzip = false, beyondEnd }: { gzip?: boolean; beyondEnd: (size: number) => Error },
+): Promise<void> {
+  const range = requestedRange(req, file.size);
+  if (range === 'unsatisfiable') {
+    await file.close();
+    res.setHeader('content-range', `bytes */${file.size}`);
+    throw beyondEnd(file.size);
+  }
+  await sendFile(res, file, { range, gzip: range === undefined && gzip });
+}

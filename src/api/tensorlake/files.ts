@@ -1,5 +1,5 @@
 import type { FileSystem } from '../../files/file-system.ts';
-import { requestedRange, sendFile } from '../../http/file-response.ts';
+import { answerFileRead } from '../../http/file-response.ts';
 import { sendJson } from '../../http/json.ts';
 import type { RouteContext } from '../../http/router.ts';
 import { ApiError } from './errors.ts';
@@ -16,13 +16,9 @@ export function fileRoutes(files: FileSystem) {
     /** The bytes, or the part a `Range` header asks for (206; 416 beyond the end). */
     async read(context: RouteContext) {
       const file = await files.open(target(context));
-      const range = requestedRange(context.req, file.size);
-      if (range === 'unsatisfiable') {
-        await file.close();
-        context.res.setHeader('content-range', `bytes */${file.size}`);
-        throw new ApiError(416, 'RANGE_NOT_SATISFIABLE', `the file has ${file.size} bytes`);
-      }
-      await sendFile(context.res, file, { range });
+      await answerFileRead(context.req, context.res, file, {
+        beyondEnd: (size) => new ApiError(416, 'RANGE_NOT_SATISFIABLE', `the file has ${size} bytes`),
+      });
     },
 
     /** The body replaces the file atomically; parents are created. */
