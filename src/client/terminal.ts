@@ -1,8 +1,7 @@
 import { once } from 'node:events';
-import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { EXIT, INPUT, OUTPUT, READY, RESIZE } from '../api/tensorlake/pty-frames.ts';
-import { DaemonError, networkReason, UnreachableError } from './errors.ts';
+import { openDaemonSocket } from './websocket.ts';
 
 export interface TerminalEnd {
   /** The exit code from the exit frame (128 + N after signal N); undefined if none came. */
@@ -38,21 +37,7 @@ export class TerminalConnection {
 
   /** Connects; a refusal becomes a DaemonError, no answer at all an UnreachableError. */
   static async open(url: string, headers: Record<string, string>, daemonUrl: string) {
-    const socket = new WebSocket(url, { headers });
-    const refused = new Promise<never>((_, reject) => {
-      let answered = false;
-      socket.once('unexpected-response', (_request, response: IncomingMessage) => {
-        answered = true;
-        void DaemonError.fromHandshake(response)
-          .then(reject, reject)
-          .finally(() => socket.terminate());
-      });
-      socket.on('error', (error) => {
-        if (!answered) reject(new UnreachableError(daemonUrl, networkReason(error)));
-      });
-    });
-    await Promise.race([once(socket, 'open'), refused]);
-    return new TerminalConnection(socket);
+    return new TerminalConnection(await openDaemonSocket(url, daemonUrl, { headers }));
   }
 
   /** Where output goes; set it before calling ready(). */

@@ -1,6 +1,7 @@
 import type { ListeningPortInfo } from '../../src/api/tensorlake/responses.ts';
 import { API, api, failure } from './api.ts';
 import { h, notify } from './dom.ts';
+import { pollWhileShown } from './poll.ts';
 import type { Screen } from './screen.ts';
 
 // A list of ports is a few hundred bytes: polled every second while the screen is on view.
@@ -60,9 +61,7 @@ export function portsScreen(): Screen {
   const rows = new Map<string, Row>();
   const tbody = h('tbody');
   const empty = h('p', { class: 'empty' }, 'Nothing listens on a TCP port yet.');
-  let timer: number | undefined;
   let polling = false;
-  let shown = false;
   let latest: ListeningPortInfo[] = [];
   const startedHereOnly = h('input', { type: 'checkbox', name: 'started-here' });
   startedHereOnly.addEventListener('change', () => render(latest));
@@ -196,28 +195,5 @@ export function portsScreen(): Screen {
     empty,
   );
 
-  const onVisibility = () => {
-    if (document.visibilityState === 'visible') void refresh();
-  };
-
-  return {
-    root,
-    show() {
-      void refresh();
-      window.clearTimeout(timer);
-      shown = true;
-      const tick = async () => {
-        if (document.visibilityState === 'visible') await refresh();
-        if (shown) timer = window.setTimeout(tick, POLL_MS);
-      };
-      timer = window.setTimeout(tick, POLL_MS);
-      document.addEventListener('visibilitychange', onVisibility);
-    },
-    hide() {
-      shown = false;
-      window.clearTimeout(timer);
-      timer = undefined;
-      document.removeEventListener('visibilitychange', onVisibility);
-    },
-  };
+  return { root, ...pollWhileShown(refresh, () => POLL_MS) };
 }

@@ -1,5 +1,6 @@
 import { API, api, commandLine, endOf, failure, type ProcessInfo, SIGNALS } from './api.ts';
 import { formatTime, h, notify } from './dom.ts';
+import { pollWhileShown } from './poll.ts';
 import type { Screen } from './screen.ts';
 
 // The table is polled while the screen is on view: once a second for a table of the usual
@@ -38,10 +39,8 @@ export function processesScreen(): Screen {
   const rows = new Map<number, Row>();
   const tbody = h('tbody');
   const empty = h('p', { class: 'empty' }, 'No processes yet.');
-  let timer: number | undefined;
   let polling = false;
   let pollMs = POLL_MS;
-  let shown = false;
 
   const refresh = async () => {
     if (polling) return;
@@ -186,30 +185,7 @@ export function processesScreen(): Screen {
     empty,
   );
 
-  const onVisibility = () => {
-    if (document.visibilityState === 'visible') void refresh();
-  };
-
-  return {
-    root,
-    show() {
-      void refresh();
-      window.clearTimeout(timer);
-      shown = true;
-      const tick = async () => {
-        if (document.visibilityState === 'visible') await refresh();
-        if (shown) timer = window.setTimeout(tick, pollMs);
-      };
-      timer = window.setTimeout(tick, pollMs);
-      document.addEventListener('visibilitychange', onVisibility);
-    },
-    hide() {
-      shown = false;
-      window.clearTimeout(timer);
-      timer = undefined;
-      document.removeEventListener('visibilitychange', onVisibility);
-    },
-  };
+  return { root, ...pollWhileShown(refresh, () => pollMs) };
 }
 
 function startForm(started: () => Promise<void>): HTMLFormElement {
