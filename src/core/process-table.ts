@@ -7,6 +7,7 @@ import type { Containment } from './containment/index.ts';
 import { SandboxError } from './errors.ts';
 import type { OutputLogOptions } from './output-log.ts';
 import { type ProcessOptions, type ProcessSpec, SandboxProcess } from './process.ts';
+import { beyondRetention, type Retained, spillTrimPlan } from './retention.ts';
 import { SIGTERM } from './signals.ts';
 import { normaliseStart, restartPolicy, type StartRequest } from './start-request.ts';
 import { type ManagedState, Supervisor } from './supervisor.ts';
@@ -197,28 +198,24 @@ export class ProcessTable {
     return process;
   }
 
-  /**
-   * Forgets finished processes beyond the bounds, oldest first: a managed process's incarnations
-   * beyond its history, then any beyond the newest `maxFinished`.
-   */
+  /** Forgets finished processes beyond the bounds (see beyondRetention). */
   private evict(): void {
-    const { maxFinished, managedHistory } = this.options;
-    const incarnations = new Map<ProcessSpec, number>();
-    let finished = 0;
-    // Newest first: the map keeps the order in which processes started.
-    for (const process of [...this.processes.values()].reverse()) {
-      if (process.running || !process.log.closed) continue;
+    for (const { process } of beyondRetention(this.retained(), this.options)) this.forget(process);
+  }
+
+  /** Every process as the retention rules see it, in start order. */
+  private retained(): (Retained & { process: SandboxProcess })[] {
+    return [...this.processes.values()].map((process) => {
       const supervisor = this.supervisors.get(process.spec);
-      if (supervisor && supervisor.current !== process) {
-        const count = (incarnations.get(process.spec) ?? 0) + 1;
-        incarnations.set(process.spec, count);
-        if (count > managedHistory) {
-          this.forget(process);
-          continue;
-        }
-      }
-      if (++finished > maxFinished) this.forget(process);
-    }
+      return {
+        process,
+        running: process.running,
+        settled: process.log.closed,
+        family: supervisor ? process.spec : undefined,
+        current: supervisor?.current === process,
+        diskBytes: process.log.diskBytes,
+      };
+    });
   }
 
   private forget(process: SandboxProcess): void {
@@ -242,24 +239,21 @@ export class ProcessTable {
   }
 
   /**
-   * Brings the spill files of all processes under their cap: finished processes go first,
-   * oldest first; then the running ones with the most on disk drop their oldest output, which
-   * their readers are told of as any other drop.
+   * Brings the spill files of all processes under their cap (see spillTrimPlan): finished
+   * processes go first; then running ones drop their oldest output, which their readers are
+   * told of as any other drop.
    */
   private trimSpill(): void {
-    let excess = this.spillBytes - this.options.maxSpillBytes;
-    for (const process of [...this.processes.values()]) {
-      if (excess <= 0) return;
-      if (process.running || !process.log.closed) continue;
-      excess -= process.log.diskBytes;
+    const excess = this.spillBytes - this.options.maxSpillBytes;
+    const { forget, shedFrom } = spillTrimPlan(this.retained(), excess);
+    let left = excess;
+    for (const { process, diskBytes } of forget) {
+      left -= diskBytes;
       this.forget(process);
     }
-    const running = [...this.processes.values()]
-      .filter((process) => process.log.diskBytes > 0)
-      .sort((a, b) => b.log.diskBytes - a.log.diskBytes);
-    for (const process of running) {
-      if (excess <= 0) return;
-      excess -= process.log.shed(excess);
+    for (const { process } of shedFrom) {
+      if (left <= 0) return;
+      left -= process.log.shed(left);
     }
   }
 }
