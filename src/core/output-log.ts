@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { type LogRecord, lastSeqOf, READ_BLOCK_BYTES, STREAM_NAMES, type StreamName } from './log-record.ts';
 import { type DiskUse, StreamSpill } from './stream-spill.ts';
+import { Waiters } from './waiters.ts';
 
 export interface OutputLogOptions {
   /** Folder for this log's spill segments; created on first spill, removed by `release`. */
@@ -49,8 +50,8 @@ export class OutputLog {
     stderr: null,
     pty: null,
   };
-  private readonly waiters = new Set<() => void>();
-  private readonly calmWaiters = new Set<() => void>();
+  private readonly waiters = new Waiters();
+  private readonly calmWaiters = new Waiters();
   private nextSeq = 1;
   private spillFailureReported = false;
   private isClosed = false;
@@ -181,7 +182,7 @@ export class OutputLog {
   /** Resolves once the log is no longer congested (or is released). */
   whenCalm(): Promise<void> {
     if (!this.congested || this.isReleased) return Promise.resolve();
-    return new Promise((resolve) => this.calmWaiters.add(resolve));
+    return this.calmWaiters.wait();
   }
 
   /** Resolves once no write to disk is under way and memory is within its budget. */
@@ -268,16 +269,8 @@ export class OutputLog {
 
   /** Resolves once a record with seq >= fromSeq exists, the log closes, or the signal aborts. */
   waitForRecords(fromSeq: number, signal?: AbortSignal): Promise<void> {
-    if (fromSeq < this.nextSeq || this.isClosed || signal?.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.waiters.delete(done);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      this.waiters.add(done);
-      signal?.addEventListener('abort', done, { once: true });
-    });
+    if (fromSeq < this.nextSeq || this.isClosed) return Promise.resolve();
+    return this.waiters.wait(signal);
   }
 
   /** The records from fromSeq up to (not including) endSeq, in batches: a snapshot, not live. */
@@ -459,12 +452,10 @@ export class OutputLog {
   }
 
   private wake(): void {
-    for (const waiter of [...this.waiters]) waiter();
+    this.waiters.wake();
   }
 
   private wakeCalm(): void {
-    const waiters = [...this.calmWaiters];
-    this.calmWaiters.clear();
-    for (const waiter of waiters) waiter();
+    this.calmWaiters.wake();
   }
 }

@@ -3,6 +3,7 @@ import { lstat, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SandboxError } from '../core/errors.ts';
 import type { Accounts } from '../core/users.ts';
+import { Waiters } from '../core/waiters.ts';
 import { type Entry, readEntry } from './entry.ts';
 import { fileError, onPath } from './errors.ts';
 import type { OwnWrites } from './own-writes.ts';
@@ -68,7 +69,7 @@ export class DirectoryWatch {
   private batchOpen = false;
   private translating = false;
   private ready = false;
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Waiters();
   private readonly closeListeners: (() => void)[] = [];
 
   private constructor(
@@ -121,16 +122,8 @@ export class DirectoryWatch {
 
   /** Resolves when take() has something to say, the watch is closed, or the signal aborts. */
   async waitForEvents(signal: AbortSignal): Promise<void> {
-    if (this.events.length > 0 || this.lost > 0 || this.failure || this.closed || signal.aborted) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        signal.removeEventListener('abort', done);
-        this.waiters.delete(done);
-        resolve();
-      };
-      this.waiters.add(done);
-      signal.addEventListener('abort', done, { once: true });
-    });
+    if (this.events.length > 0 || this.lost > 0 || this.failure || this.closed) return;
+    await this.waiters.wait(signal);
   }
 
   get isClosed(): boolean {
@@ -322,7 +315,7 @@ export class DirectoryWatch {
   }
 
   private wake(): void {
-    for (const waiter of [...this.waiters]) waiter();
+    this.waiters.wake();
   }
 }
 
