@@ -382,7 +382,10 @@ describe('the TCP tunnel over a plain WebSocket', () => {
       await eventually(async () => (await openDescriptors(pid)) <= descriptorsBefore);
       assert.equal(await openDescriptors(pid), descriptorsBefore);
       const rss = await rssMiB(pid);
-      assert.ok(rss < rssWarm + 16, `RSS ${rss} MiB after the second thousand, ${rssWarm} MiB after the first`);
+      assert.ok(
+        rss < rssWarm + 16,
+        `RSS ${rss} MiB after the second thousand, ${rssWarm} MiB after the first`,
+      );
     } finally {
       await fresh.stop();
     }
