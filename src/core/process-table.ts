@@ -6,10 +6,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Containment } from './containment/index.ts';
 import { SandboxError } from './errors.ts';
 import type { OutputLogOptions } from './output-log.ts';
-import { type ProcessOptions, type ProcessSpec, SandboxProcess } from './process.ts';
+import { type ProcessOptions, SandboxProcess } from './process.ts';
 import { beyondRetention, type Retained, spillTrimPlan } from './retention.ts';
 import { SIGTERM } from './signals.ts';
-import { normaliseStart, restartPolicy, type StartRequest } from './start-request.ts';
+import { normaliseStart, type ProcessSpec, restartPolicy, type StartRequest } from './start-request.ts';
 import { type ManagedState, Supervisor } from './supervisor.ts';
 import { type Accounts, type ResolvedUser, resolveUser } from './users.ts';
 

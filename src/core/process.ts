@@ -9,33 +9,13 @@ import type { StreamName } from './log-record.ts';
 import { type LongTimeout, setLongTimeout } from './long-timeout.ts';
 import { canSpawnFast, type FastChild, spawnFast } from './native/spawn.ts';
 import { OutputLog, type OutputLogOptions } from './output-log.ts';
-import { type ChildExit, Terminal, type TerminalSize } from './pty.ts';
+import { type ChildExit, Terminal } from './pty.ts';
 import { ownChildren, reaperRuns, reapFor } from './reaper.ts';
 import { signalNumber, validateSignal } from './signals.ts';
-import { clampTerminalSize } from './start-request.ts';
+import { clampTerminalSize, type ProcessSpec, type TerminalSize } from './start-request.ts';
 import { type StdinOptions, StdinWriter } from './stdin.ts';
-import type { ResolvedUser } from './users.ts';
 
 export type ProcessStatus = 'running' | 'exited' | 'signaled';
-
-/** What to run, with every default already applied. */
-export interface ProcessSpec {
-  command: string;
-  args: string[];
-  /** The complete environment of the process. */
-  env: Record<string, string>;
-  cwd?: string;
-  user?: ResolvedUser;
-  stdin: 'closed' | 'pipe';
-  stdout: 'capture' | 'discard';
-  stderr: 'capture' | 'discard';
-  /** Unique among live processes; lets callers address the process without its pid. */
-  name?: string;
-  /** Run in a pseudo-terminal of this size instead of with pipes. */
-  pty?: TerminalSize;
-  /** The variables the caller set, over the daemon's environment. */
-  requestedEnv: Record<string, string>;
-}
 
 export interface ProcessOptions {
   log: OutputLogOptions;

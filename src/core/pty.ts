@@ -4,12 +4,7 @@ import { isExecutable } from './command-path.ts';
 import { SandboxError } from './errors.ts';
 import { F_GETFD, F_SETFD, FD_CLOEXEC, libc } from './native/libc.ts';
 import type { OutputLog } from './output-log.ts';
-import type { ProcessSpec } from './process.ts';
-
-export interface TerminalSize {
-  cols: number;
-  rows: number;
-}
+import type { ProcessSpec, TerminalSize } from './start-request.ts';
 
 type ForkAround = (fork: () => IPty) => IPty;
 

@@ -1,8 +1,39 @@
 import { resolvePath } from './paths.ts';
-import type { ProcessSpec } from './process.ts';
-import type { TerminalSize } from './pty.ts';
-import type { RestartPolicy, RestartPolicyName } from './supervisor.ts';
 import type { ResolvedUser, UserSpec } from './users.ts';
+
+export interface TerminalSize {
+  cols: number;
+  rows: number;
+}
+
+export type RestartPolicyName = 'never' | 'on_failure' | 'always';
+
+/** How a managed process is restarted, every field filled in. */
+export interface RestartPolicy {
+  policy: RestartPolicyName;
+  maxRestarts?: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+/** What to run, with every default already applied. */
+export interface ProcessSpec {
+  command: string;
+  args: string[];
+  /** The complete environment of the process. */
+  env: Record<string, string>;
+  cwd?: string;
+  user?: ResolvedUser;
+  stdin: 'closed' | 'pipe';
+  stdout: 'capture' | 'discard';
+  stderr: 'capture' | 'discard';
+  /** Unique among live processes; lets callers address the process without its pid. */
+  name?: string;
+  /** Run in a pseudo-terminal of this size instead of with pipes. */
+  pty?: TerminalSize;
+  /** The variables the caller set, over the daemon's environment. */
+  requestedEnv: Record<string, string>;
+}
 
 /**
  * A request to start a process, as every dialect hands it over: each maps its own fields onto

@@ -1,19 +1,11 @@
 import { SandboxError } from './errors.ts';
 import { type LongTimeout, setLongTimeout } from './long-timeout.ts';
-import type { ProcessSpec, SandboxProcess } from './process.ts';
+import type { SandboxProcess } from './process.ts';
+import type { ProcessSpec, RestartPolicy } from './start-request.ts';
 
 // A process that exits at once is restarted at most 50 times a second, whatever its policy
 // asks: each start blocks the daemon's event loop for the fork, about a millisecond.
 const MIN_BACKOFF_MS = 20;
-
-export type RestartPolicyName = 'never' | 'on_failure' | 'always';
-
-export interface RestartPolicy {
-  policy: RestartPolicyName;
-  maxRestarts?: number;
-  initialBackoffMs: number;
-  maxBackoffMs: number;
-}
 
 /** What is known of a managed process, whichever incarnation is asked about. */
 export interface ManagedState {
