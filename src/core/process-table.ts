@@ -5,27 +5,53 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Containment } from './containment/index.ts';
 import { SandboxError } from './errors.ts';
-import type { OutputLogOptions } from './output-log.ts';
-import { type ProcessOptions, SandboxProcess } from './process.ts';
+import type { SandboxProcess } from './process.ts';
+import { assertProcessName } from './process-name.ts';
+import { ProcessRegistry } from './process-registry.ts';
 import { beyondRetention, type Retained, spillTrimPlan } from './retention.ts';
 import { SIGTERM } from './signals.ts';
+import { SpillQuota } from './spill-quota.ts';
 import { normaliseStart, type ProcessSpec, restartPolicy, type StartRequest } from './start-request.ts';
-import { type ManagedState, Supervisor } from './supervisor.ts';
+import { type ManagedState, type Supervised, Supervisor } from './supervisor.ts';
 import { type Accounts, type ResolvedUser, resolveUser } from './users.ts';
 
 export type { StartRequest } from './start-request.ts';
 
-export interface TableOptions {
+/** What the table needs of a process it keeps. */
+export interface TableProcess extends Supervised {
+  readonly pid: number;
+  readonly spec: ProcessSpec;
+  /** Resolves when the output has drained and the log is closed. */
+  readonly done: Promise<void>;
+  readonly log: {
+    /** True once the log holds everything it will. */
+    readonly closed: boolean;
+    readonly diskBytes: number;
+    release(): Promise<void>;
+    /** Drops up to this many of the oldest bytes on disk; returns how many it dropped. */
+    shed(bytes: number): number;
+  };
+  setDeadline(ms: number): void;
+}
+
+/** Where a new process keeps the output that does not fit in memory, and how it reports its disk use. */
+export interface SpillPlace {
+  spillDir: string;
+  diskUse(deltaBytes: number): void;
+}
+
+/** Starts one process (a managed one's every incarnation too). */
+export type Spawner<P> = (spec: ProcessSpec, spill: SpillPlace) => Promise<P>;
+
+export interface TableOptions<P> {
   /** Spill files live here; a fresh temporary folder when absent. */
   dataDir?: string;
   /** The environment every process starts from. */
   baseEnv: Record<string, string>;
   accounts: Accounts;
-  /** Where each process and its descendants live, so that a kill reaches all of them. */
-  containment: Containment;
-  log: Omit<OutputLogOptions, 'spillDir'>;
-  stdin: ProcessOptions['stdin'];
-  drainGraceMs: number;
+  spawn: Spawner<P>;
+  /** Reaches every descendant of every process, for the daemon's shutdown. */
+  containment: Pick<Containment, 'signalAll' | 'killAll'>;
   /** The newest this many finished processes are kept, whatever their age; older ones go. */
   maxFinished: number;
   /** A managed process keeps this many of its finished incarnations. */
@@ -35,92 +61,88 @@ export interface TableOptions {
 }
 
 /** Every process the daemon started, running and finished, by pid and by name. */
-export class ProcessTable {
-  private readonly processes = new Map<number, SandboxProcess>();
-  private readonly names = new Map<string, SandboxProcess>();
-  private readonly startingNames = new Set<string>();
+export class ProcessTable<P extends TableProcess = SandboxProcess> {
+  private readonly registry = new ProcessRegistry<P>();
   // Keyed by the spec that every incarnation of a managed process shares.
-  private readonly supervisors = new Map<ProcessSpec, Supervisor>();
+  private readonly supervisors = new Map<ProcessSpec, Supervisor<P>>();
+  private readonly spill: SpillQuota;
   private readonly dataDir: string;
   /** Where `~` and relative working directories start when no user is named. */
   private readonly home = homedir();
   private readonly ownsDataDir: boolean;
   private spawnCount = 0;
-  private spillBytes = 0;
-  private trimScheduled = false;
   private shuttingDown = false;
 
-  constructor(private readonly options: TableOptions) {
+  constructor(private readonly options: TableOptions<P>) {
     this.ownsDataDir = options.dataDir === undefined;
     this.dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'sandboxd-'));
+    this.spill = new SpillQuota(options.maxSpillBytes, (excess) => this.trimSpill(excess));
   }
 
-  async start(request: StartRequest): Promise<SandboxProcess> {
+  async start(request: StartRequest): Promise<P> {
     if (this.shuttingDown) throw new SandboxError('not_running', 'the daemon is shutting down');
-    const { name } = request;
     const spec = await this.resolveSpec(request);
+    const { name } = spec;
     if (name !== undefined) this.reserveName(name);
-    let process: SandboxProcess;
+    let started: P;
     try {
-      process = await this.spawn(spec);
+      started = await this.spawn(spec);
     } finally {
-      if (name !== undefined) this.startingNames.delete(name);
+      if (name !== undefined) this.registry.unreserve(name);
     }
     if (this.shuttingDown) {
       // Started while the daemon began to stop: shutdown did not see it.
-      void process.kill();
+      void started.kill();
       throw new SandboxError('not_running', 'the daemon is shutting down');
     }
-    if (request.deadlineMs !== undefined) process.setDeadline(request.deadlineMs);
+    if (request.deadlineMs !== undefined) started.setDeadline(request.deadlineMs);
     const policy = restartPolicy(request.restart, name !== undefined);
     if (policy) {
-      const id = name ?? String(process.pid);
-      this.supervisors.set(spec, new Supervisor(id, spec, policy, process, (next) => this.spawn(next)));
+      const id = name ?? String(started.pid);
+      this.supervisors.set(spec, new Supervisor(id, spec, policy, started, (next) => this.spawn(next)));
     }
-    return process;
+    return started;
   }
 
   /** By pid (a number or digits) or by name; throws not_found. */
-  get(ref: number | string): SandboxProcess {
-    const process = this.find(ref);
-    if (!process) {
-      const what = typeof ref === 'number' || /^\d+$/.test(ref) ? `pid ${ref}` : `name '${ref}'`;
-      throw new SandboxError('not_found', `process with ${what} not found`);
-    }
-    return process;
+  get(ref: number | string): P {
+    return this.registry.get(ref);
   }
 
-  find(ref: number | string): SandboxProcess | undefined {
-    if (typeof ref === 'number') return this.processes.get(ref);
-    if (/^\d+$/.test(ref)) return this.processes.get(Number(ref));
-    return this.names.get(ref);
+  find(ref: number | string): P | undefined {
+    return this.registry.find(ref);
   }
 
-  list(): SandboxProcess[] {
-    return [...this.processes.values()];
+  /** By name only: for a dialect whose names may be all digits. */
+  named(name: string): P | undefined {
+    return this.registry.named(name);
   }
 
-  managedState(process: SandboxProcess): ManagedState | undefined {
-    return this.supervisors.get(process.spec)?.state();
+  list(): P[] {
+    return this.registry.list();
+  }
+
+  managedState(entry: P): ManagedState | undefined {
+    return this.supervisors.get(entry.spec)?.state();
   }
 
   counts(): { running: number; total: number } {
     let running = 0;
-    for (const process of this.processes.values()) if (process.running) running++;
-    return { running, total: this.processes.size };
+    for (const entry of this.registry.list()) if (entry.running) running++;
+    return { running, total: this.registry.size };
   }
 
   /** SIGKILL to the process and every descendant. A managed process is not restarted after a kill. */
-  async kill(process: SandboxProcess): Promise<void> {
-    const supervisor = this.supervisors.get(process.spec);
-    if (supervisor?.current === process) supervisor.stop();
-    await process.kill();
+  async kill(entry: P): Promise<void> {
+    const supervisor = this.supervisors.get(entry.spec);
+    if (supervisor?.current === entry) supervisor.stop();
+    await entry.kill();
   }
 
   /** Starts a managed process's next incarnation now, killing the current one first. */
-  async restart(process: SandboxProcess): Promise<SandboxProcess> {
-    const supervisor = this.supervisors.get(process.spec);
-    if (!supervisor) throw new SandboxError('not_managed', `process ${process.pid} is not managed`);
+  async restart(entry: P): Promise<P> {
+    const supervisor = this.supervisors.get(entry.spec);
+    if (!supervisor) throw new SandboxError('not_managed', `process ${entry.pid} is not managed`);
     if (this.shuttingDown) throw new SandboxError('not_running', 'the daemon is shutting down');
     return supervisor.restartNow();
   }
@@ -145,31 +167,24 @@ export class ProcessTable {
     await containment.killAll();
     await Promise.all(all.map((p) => p.done));
     await Promise.all(all.map((p) => p.log.release()));
-    this.processes.clear();
+    this.registry.clear();
     if (this.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });
   }
 
   /** Holds the name for a start that is under way, so that a second start cannot take it too. */
   private reserveName(name: string): void {
-    if (!VALID_NAME.test(name) || /^\d+$/.test(name)) {
-      const shown = name.length > 40 ? `${JSON.stringify(name.slice(0, 40))}…` : JSON.stringify(name);
-      throw new SandboxError(
-        'invalid_argument',
-        `name ${shown}: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit, not all digits`,
-      );
-    }
-    const holder = this.names.get(name);
-    const supervisor = holder && this.supervisors.get(holder.spec);
-    if (this.startingNames.has(name)) throw new SandboxError('name_taken', `name '${name}' is being taken`);
-    if (holder?.running || (supervisor && !supervisor.isStopped)) {
-      throw new SandboxError('name_taken', `name '${name}' is taken by process ${holder.pid}`);
-    }
+    this.registry.reserve(name, (holder) => {
+      const supervisor = this.supervisors.get(holder.spec);
+      return holder.running || (supervisor !== undefined && !supervisor.isStopped);
+    });
+    // The name passes on: the old holder's supervision (stopped) goes with it.
+    const holder = this.registry.named(name);
     if (holder) this.supervisors.delete(holder.spec);
-    this.startingNames.add(name);
   }
 
   private async resolveSpec(request: StartRequest): Promise<ProcessSpec> {
     assertExecArguments(request);
+    if (request.name !== undefined && request.nameKind !== 'tag') assertProcessName(request.name);
     const user: ResolvedUser | undefined =
       request.user === undefined ? undefined : await resolveUser(this.options.accounts, request.user);
     const spec = normaliseStart(request, { baseEnv: this.options.baseEnv, user, home: this.home });
@@ -178,64 +193,39 @@ export class ProcessTable {
     return spec;
   }
 
-  private async spawn(spec: ProcessSpec): Promise<SandboxProcess> {
-    const { log, stdin, drainGraceMs, containment } = this.options;
+  private async spawn(spec: ProcessSpec): Promise<P> {
     const spillDir = join(this.dataDir, `process-${++this.spawnCount}`);
-    const cell = await containment.cell();
-    const diskUse = (delta: number) => this.countSpill(delta);
-    const process = await SandboxProcess.spawn(spec, {
-      log: { ...log, spillDir, diskUse },
-      stdin,
-      drainGraceMs,
-      cell,
-    });
-    // A pid the kernel handed out again replaces the finished process that had it.
-    void this.processes.get(process.pid)?.log.release();
-    this.processes.delete(process.pid);
-    this.processes.set(process.pid, process);
-    if (spec.name !== undefined) this.names.set(spec.name, process);
-    void process.done.then(() => this.evict());
-    return process;
+    const started = await this.options.spawn(spec, { spillDir, diskUse: (delta) => this.spill.count(delta) });
+    void this.registry.add(started)?.log.release();
+    void started.done.then(() => this.evict());
+    return started;
   }
 
   /** Forgets finished processes beyond the bounds (see beyondRetention). */
   private evict(): void {
-    for (const { process } of beyondRetention(this.retained(), this.options)) this.forget(process);
+    for (const { entry } of beyondRetention(this.retained(), this.options)) this.forget(entry);
   }
 
   /** Every process as the retention rules see it, in start order. */
-  private retained(): (Retained & { process: SandboxProcess })[] {
-    return [...this.processes.values()].map((process) => {
-      const supervisor = this.supervisors.get(process.spec);
+  private retained(): (Retained & { entry: P })[] {
+    return this.registry.list().map((entry) => {
+      const supervisor = this.supervisors.get(entry.spec);
       return {
-        process,
-        running: process.running,
-        settled: process.log.closed,
-        family: supervisor ? process.spec : undefined,
-        current: supervisor?.current === process,
-        diskBytes: process.log.diskBytes,
+        entry,
+        running: entry.running,
+        settled: entry.log.closed,
+        family: supervisor ? entry.spec : undefined,
+        current: supervisor?.current === entry,
+        diskBytes: entry.log.diskBytes,
       };
     });
   }
 
-  private forget(process: SandboxProcess): void {
-    void process.log.release();
-    this.processes.delete(process.pid);
-    const supervisor = this.supervisors.get(process.spec);
-    if (supervisor?.current === process && supervisor.isStopped) this.supervisors.delete(process.spec);
-    if (process.spec.name && this.names.get(process.spec.name) === process) {
-      this.names.delete(process.spec.name);
-    }
-  }
-
-  private countSpill(delta: number): void {
-    this.spillBytes += delta;
-    if (this.spillBytes <= this.options.maxSpillBytes || this.trimScheduled) return;
-    this.trimScheduled = true;
-    queueMicrotask(() => {
-      this.trimScheduled = false;
-      this.trimSpill();
-    });
+  private forget(entry: P): void {
+    void entry.log.release();
+    this.registry.remove(entry);
+    const supervisor = this.supervisors.get(entry.spec);
+    if (supervisor?.current === entry && supervisor.isStopped) this.supervisors.delete(entry.spec);
   }
 
   /**
@@ -243,23 +233,19 @@ export class ProcessTable {
    * processes go first; then running ones drop their oldest output, which their readers are
    * told of as any other drop.
    */
-  private trimSpill(): void {
-    const excess = this.spillBytes - this.options.maxSpillBytes;
+  private trimSpill(excess: number): void {
     const { forget, shedFrom } = spillTrimPlan(this.retained(), excess);
     let left = excess;
-    for (const { process, diskBytes } of forget) {
+    for (const { entry, diskBytes } of forget) {
       left -= diskBytes;
-      this.forget(process);
+      this.forget(entry);
     }
-    for (const { process } of shedFrom) {
+    for (const { entry } of shedFrom) {
       if (left <= 0) return;
-      left -= process.log.shed(left);
+      left -= entry.log.shed(left);
     }
   }
 }
-
-/** A name that can stand in a URL path as it is. */
-const VALID_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** What exec(2) cannot carry: an empty command, NUL bytes, '=' in a variable's name. */
 function assertExecArguments({ command, args = [], env = {} }: StartRequest): void {

@@ -51,6 +51,11 @@ export interface StartRequest {
   stdout?: 'capture' | 'discard';
   stderr?: 'capture' | 'discard';
   name?: string;
+  /**
+   * `name` (the default): the process name rule (see processNameProblem). `tag`: envd's, any
+   * text, which its dialect looks up by name only.
+   */
+  nameKind?: 'name' | 'tag';
   /** Run in a pseudo-terminal; a side missing or 0 takes the default, and sides are clamped. */
   pty?: TerminalRequest;
   /** Given (or a name given): the process is managed and restarted by this policy. */

@@ -1,6 +1,6 @@
 import { SandboxError } from './errors.ts';
 import { type LongTimeout, setLongTimeout } from './long-timeout.ts';
-import type { SandboxProcess } from './process.ts';
+import type { ExitStatus } from './process.ts';
 import type { ProcessSpec, RestartPolicy } from './start-request.ts';
 
 // A process that exits at once is restarted at most 50 times a second, whatever its policy
@@ -18,32 +18,40 @@ export interface ManagedState {
   nextRestartAt?: number;
 }
 
+/** What supervision needs of a process. */
+export interface Supervised {
+  readonly running: boolean;
+  /** Resolves when the leader has been reaped. */
+  readonly exited: Promise<ExitStatus>;
+  kill(): Promise<void>;
+}
+
 /**
  * Keeps a managed process going: on its exit, starts the next incarnation by the restart
  * policy, with exponential backoff. Once stopped (a kill, the daemon's shutdown) it starts
  * nothing more, and kills an incarnation that was being started meanwhile.
  */
-export class Supervisor {
-  private incarnation: SandboxProcess;
+export class Supervisor<P extends Supervised> {
+  private incarnation: P;
   private restarts = 0;
   private timer: LongTimeout | undefined;
   private nextRestartAt: number | undefined;
   private stopped = false;
-  private restarting: Promise<SandboxProcess> | undefined;
+  private restarting: Promise<P> | undefined;
 
   constructor(
     /** Names the managed process across incarnations: its name, else its first pid. */
     readonly id: string,
     readonly spec: ProcessSpec,
     readonly policy: RestartPolicy,
-    first: SandboxProcess,
-    private readonly spawn: (spec: ProcessSpec) => Promise<SandboxProcess>,
+    first: P,
+    private readonly spawn: (spec: ProcessSpec) => Promise<P>,
   ) {
     this.incarnation = first;
     this.watch(first);
   }
 
-  get current(): SandboxProcess {
+  get current(): P {
     return this.incarnation;
   }
 
@@ -75,14 +83,14 @@ export class Supervisor {
    * Kills the current incarnation and starts the next one now; supervision resumes. Calls
    * that overlap share one restart.
    */
-  restartNow(): Promise<SandboxProcess> {
+  restartNow(): Promise<P> {
     this.restarting ??= this.replace().finally(() => {
       this.restarting = undefined;
     });
     return this.restarting;
   }
 
-  private async replace(): Promise<SandboxProcess> {
+  private async replace(): Promise<P> {
     this.timer?.clear();
     this.timer = undefined;
     this.stopped = false;
@@ -90,7 +98,7 @@ export class Supervisor {
     void old.kill();
     await old.exited;
     if (this.stopped) throw stoppedMeanwhile();
-    let next: SandboxProcess;
+    let next: P;
     try {
       next = await this.spawn(this.spec);
     } catch (error) {
@@ -107,7 +115,7 @@ export class Supervisor {
     return next;
   }
 
-  private watch(process: SandboxProcess): void {
+  private watch(process: P): void {
     void process.exited.then((exit) => {
       if (this.stopped || this.restarting || this.incarnation !== process) return;
       const { policy, maxRestarts, initialBackoffMs, maxBackoffMs } = this.policy;

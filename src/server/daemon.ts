@@ -6,6 +6,7 @@ import { type ContainmentChoice, openContainment } from '../core/containment/ind
 import { owningProcess } from '../core/process-owner.ts';
 import { ProcessTable } from '../core/process-table.ts';
 import { Reaper } from '../core/reaper.ts';
+import { containedSpawner } from '../core/spawner.ts';
 import { Accounts } from '../core/users.ts';
 import { FileSystem } from '../files/file-system.ts';
 import { ListeningPorts } from '../ports/listening.ts';
@@ -85,9 +86,12 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     baseEnv,
     accounts,
     containment,
-    log: { ...config.output, maxLineBytes: MiB },
-    stdin: { maxQueuedBytes: 8 * MiB, writeTimeoutMs: 30_000 },
-    drainGraceMs: config.drainGraceMs,
+    spawn: containedSpawner({
+      containment,
+      log: { ...config.output, maxLineBytes: MiB },
+      stdin: { maxQueuedBytes: 8 * MiB, writeTimeoutMs: 30_000 },
+      drainGraceMs: config.drainGraceMs,
+    }),
     ...config.retention,
   });
   const files = new FileSystem({

@@ -12,9 +12,9 @@ export function selectProcess(table: ProcessTable, selector: ProcessSelector | u
     throw new ConnectError(`process with pid ${choice.value} not found`, Code.NotFound);
   }
   if (choice?.case === 'tag') {
-    const process = table.find(choice.value);
-    // A tag that is all digits would read as a pid; tags are names, looked up as such.
-    if (process && process.spec.name === choice.value) return process;
+    // A tag may be all digits: it is looked up as a name, never as a pid.
+    const process = table.named(choice.value);
+    if (process) return process;
     throw new ConnectError(`process with tag ${choice.value} not found`, Code.NotFound);
   }
   throw new ConnectError('process selector: give a pid or a tag', Code.InvalidArgument);

@@ -17,6 +17,7 @@ export function toCoreStart(request: StartRequest, user?: string, deadlineMs?: n
     // Absent means a pipe.
     stdin: request.stdin === false ? 'closed' : 'pipe',
     name: request.tag,
+    nameKind: 'tag',
     pty: request.pty ? { cols: request.pty.size?.cols, rows: request.pty.size?.rows } : undefined,
     deadlineMs,
   };
