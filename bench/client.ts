@@ -30,8 +30,11 @@ async function time(rounds: number, task: () => Promise<unknown>): Promise<numbe
 }
 
 /** Runs the CLI with its stdin fed from `input` bytes of zeros; resolves when it exits 0. */
-async function withZeros(args: string[], env: NodeJS.ProcessEnv, bytes: number): Promise<void> {
-  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['pipe', 'ignore', 'inherit'] });
+async function withZeros(args: string[], cliEnv: NodeJS.ProcessEnv, bytes: number): Promise<void> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: cliEnv,
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
   const chunk = Buffer.alloc(1024 * 1024);
   for (let sent = 0; sent < bytes; sent += chunk.length) {
     if (!child.stdin.write(chunk)) await once(child.stdin, 'drain');

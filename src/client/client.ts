@@ -279,8 +279,8 @@ export class SandboxClient {
     const base = `${this.url.replace(/^http/, 'ws')}${API}/pty/${encodeURIComponent(id)}/ws`;
     const url = sessionToken === undefined ? base : `${base}?token=${encodeURIComponent(sessionToken)}`;
     // Loaded when first needed: the WebSocket library is most of a short command's start-up.
-    const { TerminalConnection } = await import('./terminal.ts');
-    return TerminalConnection.open(url, sessionToken === undefined ? this.authHeaders : {}, this.url);
+    const { TerminalConnection: Connection } = await import('./terminal.ts');
+    return Connection.open(url, sessionToken === undefined ? this.authHeaders : {}, this.url);
   }
 
   /** The sandbox's listening TCP ports, by port, with the process holding each. */

@@ -87,10 +87,10 @@ async function pump(source: Readable, destination: Writable): Promise<void> {
 
 /** A symbolic link at the target is written through, as a plain write would. */
 async function target(requested: string): Promise<{ path: string; existing: Stats | undefined }> {
-  const look = (path: string) =>
-    lstat(path).catch((error: NodeJS.ErrnoException) => {
+  const look = (candidate: string) =>
+    lstat(candidate).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined;
-      throw fileError(error, path);
+      throw fileError(error, candidate);
     });
   const own = await look(requested);
   if (!own?.isSymbolicLink()) return { path: requested, existing: own };

@@ -289,11 +289,11 @@ export function logsScreen(): Screen {
             `⋯ ${formatBytes(truncated_bytes)} of ${stream} dropped here: the daemon's log limit was reached before it was read ⋯`,
           ),
         ),
-      state: (next) => {
+      state: (followState) => {
         // "ended" means every line is on the page.
-        if (next === 'ended' && flushing) flush();
-        state.textContent = next;
-        state.className = `follow-state ${next}`;
+        if (followState === 'ended' && flushing) flush();
+        state.textContent = followState;
+        state.className = `follow-state ${followState}`;
       },
       ended: () => void loadInfo(),
     });

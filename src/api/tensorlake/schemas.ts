@@ -68,7 +68,7 @@ export function toStartRequest(
   body: CommandBody & Partial<z.infer<typeof startBody>>,
   terminal?: TerminalFields,
 ): StartRequest {
-  const { restart } = body;
+  const { restart: requestedRestart } = body;
   return {
     command: body.command,
     args: body.args ?? undefined,
@@ -80,12 +80,12 @@ export function toStartRequest(
     stderr: body.stderr_mode ?? undefined,
     name: body.name ?? undefined,
     pty: terminal,
-    restart: restart
+    restart: requestedRestart
       ? {
-          policy: restart.policy ?? undefined,
-          maxRestarts: restart.max_restarts ?? undefined,
-          initialBackoffMs: restart.initial_backoff_ms ?? undefined,
-          maxBackoffMs: restart.max_backoff_ms ?? undefined,
+          policy: requestedRestart.policy ?? undefined,
+          maxRestarts: requestedRestart.max_restarts ?? undefined,
+          initialBackoffMs: requestedRestart.initial_backoff_ms ?? undefined,
+          maxBackoffMs: requestedRestart.max_backoff_ms ?? undefined,
         }
       : undefined,
     deadlineMs: body.timeout ? body.timeout * 1000 : undefined,

@@ -44,7 +44,7 @@ export const EINTR = 4;
 /** Native functions, or the reason they could not be declared, which the daemon reports. */
 export type Loaded<T> = { value: T; problem?: undefined } | { value: undefined; problem: string };
 
-let self: LibraryHandle | undefined;
+let runningProgram: LibraryHandle | undefined;
 
 /**
  * The one loader of native code: declares functions of the running program's own symbols,
@@ -53,8 +53,8 @@ let self: LibraryHandle | undefined;
 export function loadNative<T>(declare: (self: LibraryHandle) => T): Loaded<T> {
   if (process.platform !== 'linux') return { value: undefined, problem: 'not Linux' };
   try {
-    self ??= koffi.load(null);
-    return { value: declare(self) };
+    runningProgram ??= koffi.load(null);
+    return { value: declare(runningProgram) };
   } catch (error) {
     return { value: undefined, problem: (error as Error).message };
   }
