@@ -14,6 +14,7 @@ import { previewCommand } from './cli/preview.ts';
 import { psCommand } from './cli/ps.ts';
 import { serveCommand } from './cli/serve.ts';
 import { signalCommand } from './cli/signal.ts';
+import { waitCommand } from './cli/wait.ts';
 import { waitPortCommand } from './cli/wait-port.ts';
 import { version } from './version.ts';
 
@@ -27,6 +28,7 @@ serveCommand(program);
 execCommand(program);
 psCommand(program);
 portsCommand(program);
+waitCommand(program);
 waitPortCommand(program);
 logsCommand(program);
 signalCommand(program);

@@ -24,12 +24,14 @@ export function psCommand(program: Command): void {
 function table(processes: ProcessInfo[]): string {
   const now = Date.now();
   const rows = [
-    ['PID', 'NAME', 'STATUS', 'EXIT', 'AGE', 'COMMAND'],
+    ['PID', 'NAME', 'STATUS', 'EXIT', 'MANAGED', 'HEALTH', 'AGE', 'COMMAND'],
     ...processes.map((p) => [
       String(p.pid),
       p.name ?? '-',
       p.status,
-      p.status === 'exited' ? String(p.exit_code) : p.status === 'signaled' ? signalName(p.signal ?? 0) : '-',
+      p.exit_code !== null ? String(p.exit_code) : p.signal !== null ? signalName(p.signal) : '-',
+      p.managed ? `${p.managed.status}${p.managed.restart_count ? ` ×${p.managed.restart_count}` : ''}` : '-',
+      p.managed && p.managed.health_status !== 'disabled' ? p.managed.health_status : '-',
       age(now - p.started_at),
       [p.command, ...p.args].map(quote).join(' '),
     ]),

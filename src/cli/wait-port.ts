@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { DaemonError } from '../client/index.ts';
 import { parsePort } from '../ports/port-number.ts';
+import { milliseconds } from './milliseconds.ts';
 import { type ConnectionOptions, example, run, withConnection } from './connection.ts';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -38,9 +39,4 @@ function portArgument(text: string): number {
   const port = parsePort(text);
   if (port === undefined) throw new InvalidArgumentError('expected a port, 1 to 65535');
   return port;
-}
-
-function milliseconds(text: string): number {
-  if (!/^\d{1,12}$/.test(text)) throw new InvalidArgumentError('expected milliseconds, a whole number');
-  return Number(text);
 }

@@ -64,9 +64,9 @@ export interface FollowOptions {
 export type FileStat = FileList['entries'][number];
 
 const API = '/api/v1';
-// A port wait is asked for in rounds no longer than this: its request is silent until it is
+// A wait (for a port, for a process) is asked for in rounds no longer than this: its request is silent until it is
 // answered, and a proxy in between may cut a request that is silent for a minute.
-const PORT_WAIT_ROUND_MS = 30_000;
+const WAIT_ROUND_MS = 30_000;
 // The daemon sends a heartbeat every 15 s.
 const DEFAULT_IDLE_MS = 45_000;
 
@@ -299,13 +299,37 @@ export class SandboxClient {
   ): Promise<PortReady> {
     const started = Date.now();
     for (;;) {
-      const round = Math.max(0, Math.min(PORT_WAIT_ROUND_MS, timeoutMs - (Date.now() - started)));
+      const round = Math.max(0, Math.min(WAIT_ROUND_MS, timeoutMs - (Date.now() - started)));
       const response = await this.request('GET', `/ports/${port}/wait?timeout_ms=${round}`, { signal });
       if (response.ok) return { ...((await response.json()) as PortReady), waited_ms: Date.now() - started };
       const error = await DaemonError.from(response);
       if (error.status !== 408) throw error;
       if (Date.now() - started >= timeoutMs) {
         throw new DaemonError(408, error.code, `port ${port} accepted no connection within ${timeoutMs} ms`);
+      }
+    }
+  }
+
+  /**
+   * Resolves with the process once it is running, healthy or has exited; throws DaemonError 408
+   * (REQUEST_TIMEOUT) once `timeoutMs` has passed, 400 when the state can no longer come.
+   */
+  async waitForProcess(
+    ref: number | string,
+    until: 'running' | 'healthy' | 'exited',
+    timeoutMs: number,
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<ProcessInfo> {
+    const started = Date.now();
+    for (;;) {
+      const round = Math.max(0, Math.min(WAIT_ROUND_MS, timeoutMs - (Date.now() - started)));
+      const query = new URLSearchParams({ until, timeout_ms: String(round) });
+      const response = await this.request('GET', `/processes/${encodeRef(ref)}/wait?${query}`, { signal });
+      if (response.ok) return (await response.json()) as ProcessInfo;
+      const error = await DaemonError.from(response);
+      if (error.status !== 408) throw error;
+      if (Date.now() - started >= timeoutMs) {
+        throw new DaemonError(408, error.code, `process ${ref} was not ${until} within ${timeoutMs} ms`);
       }
     }
   }

@@ -20,7 +20,8 @@ export type SandboxErrorKind =
   | 'not_a_directory'
   | 'already_exists'
   | 'permission_denied'
-  | 'no_space';
+  | 'no_space'
+  | 'timed_out';
 
 export class SandboxError extends Error {
   constructor(

@@ -11,8 +11,9 @@ import { ProcessRegistry } from './process-registry.ts';
 import { beyondRetention, type Retained, spillTrimPlan } from './retention.ts';
 import { SIGTERM } from './signals.ts';
 import { SpillQuota } from './spill-quota.ts';
-import { normaliseStart, type ProcessSpec, restartPolicy, type StartRequest } from './start-request.ts';
+import { managedConfig, normaliseStart, type ProcessSpec, type StartRequest } from './start-request.ts';
 import { type ManagedState, type Supervised, Supervisor } from './supervisor.ts';
+import { Waiters } from './waiters.ts';
 import { type Accounts, type ResolvedUser, resolveUser } from './users.ts';
 
 export type { StartRequest } from './start-request.ts';
@@ -82,6 +83,7 @@ export class ProcessTable<P extends TableProcess = SandboxProcess> {
   async start(request: StartRequest): Promise<P> {
     if (this.shuttingDown) throw new SandboxError('not_running', 'the daemon is shutting down');
     const spec = await this.resolveSpec(request);
+    const managed = managedConfig(request);
     const { name } = spec;
     if (name !== undefined) this.reserveName(name);
     let started: P;
@@ -96,10 +98,16 @@ export class ProcessTable<P extends TableProcess = SandboxProcess> {
       throw new SandboxError('not_running', 'the daemon is shutting down');
     }
     if (request.deadlineMs !== undefined) started.setDeadline(request.deadlineMs);
-    const policy = restartPolicy(request.restart, name !== undefined);
-    if (policy) {
-      const id = name ?? String(started.pid);
-      this.supervisors.set(spec, new Supervisor(id, spec, policy, started, (next) => this.spawn(next)));
+    if (managed) {
+      const supervisor = new Supervisor(started, {
+        id: name ?? String(started.pid),
+        spec,
+        ...managed,
+        runCheck: (command, args, timeoutMs, signal) => this.runCheck(spec, command, args, timeoutMs, signal),
+        stopGraceMs: UNHEALTHY_STOP_GRACE_MS,
+        spawn: (next) => this.spawn(next),
+      });
+      this.supervisors.set(spec, supervisor);
     }
     return started;
   }
@@ -145,6 +153,70 @@ export class ProcessTable<P extends TableProcess = SandboxProcess> {
     if (!supervisor) throw new SandboxError('not_managed', `process ${entry.pid} is not managed`);
     if (this.shuttingDown) throw new SandboxError('not_running', 'the daemon is shutting down');
     return supervisor.restartNow();
+  }
+
+  /**
+   * Resolves when the process reaches the state: `running` (a managed process backing off
+   * counts once its next incarnation runs), `healthy` (its health check passed), `exited` (this
+   * incarnation ended). Rejects with not_running when the state can no longer come (it ended
+   * and nothing will restart it), invalid_argument for `healthy` without a health check, and
+   * timed_out when the signal aborts first.
+   */
+  async waitUntil(entry: P, until: WaitTarget, signal: AbortSignal): Promise<P> {
+    const supervisor = this.supervisors.get(entry.spec);
+    if (until === 'healthy' && (supervisor?.healthStatus ?? 'disabled') === 'disabled') {
+      throw new SandboxError('invalid_argument', `process ${entry.pid} has no health check to be healthy by`);
+    }
+    const changes = supervisor?.changed ?? exitWaiters(entry);
+    for (;;) {
+      const current = supervisor?.current ?? entry;
+      const reached =
+        until === 'exited'
+          ? !entry.running
+          : current.running && (until === 'running' || supervisor?.healthStatus === 'healthy');
+      if (reached) return until === 'exited' ? entry : current;
+      const comesLater = until !== 'exited' && supervisor !== undefined && !supervisor.isStopped;
+      if (!current.running && !comesLater) {
+        throw new SandboxError('not_running', `process ${current.pid} ended before it was ${until}`);
+      }
+      if (signal.aborted) throw new SandboxError('timed_out', `process ${entry.pid} was not ${until} in time`);
+      await changes.wait(signal);
+    }
+  }
+
+  /** An exec health check: the command as the managed process runs (user, cwd, env), output discarded. */
+  private async runCheck(
+    spec: ProcessSpec,
+    command: string,
+    args: string[],
+    timeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<boolean | string> {
+    const check: ProcessSpec = {
+      ...spec,
+      command,
+      args,
+      name: undefined,
+      pty: undefined,
+      stdin: 'closed',
+      stdout: 'discard',
+      stderr: 'discard',
+    };
+    const spillDir = join(this.dataDir, `check-${++this.spawnCount}`);
+    const probe = await this.options.spawn(check, { spillDir, diskUse: () => {} });
+    const stop = () => void probe.kill();
+    signal.addEventListener('abort', stop, { once: true });
+    const timer = setTimeout(stop, timeoutMs);
+    try {
+      const exit = await probe.exited;
+      if (exit.status === 'exited') return exit.exitCode === 0 || `exited ${exit.exitCode}`;
+      return `killed by signal ${exit.signal}`;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', stop);
+      await probe.done;
+      await probe.log.release();
+    }
   }
 
   /**
@@ -245,6 +317,18 @@ export class ProcessTable<P extends TableProcess = SandboxProcess> {
       left -= entry.log.shed(left);
     }
   }
+}
+
+export type WaitTarget = 'running' | 'healthy' | 'exited';
+
+// An unhealthy process gets this long after SIGTERM to end before SIGKILL.
+const UNHEALTHY_STOP_GRACE_MS = 5000;
+
+/** Woken when an unmanaged process exits, its one change of state. */
+function exitWaiters(entry: TableProcess): Waiters {
+  const waiters = new Waiters();
+  void entry.exited.then(() => waiters.wake());
+  return waiters;
 }
 
 /** What exec(2) cannot carry: an empty command, NUL bytes, '=' in a variable's name. */

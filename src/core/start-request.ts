@@ -1,3 +1,4 @@
+import { type HealthCheck, type HealthCheckRequest, normaliseHealthCheck } from './health/check.ts';
 import { resolvePath } from './paths.ts';
 import type { ResolvedUser, UserSpec } from './users.ts';
 
@@ -60,6 +61,8 @@ export interface StartRequest {
   pty?: TerminalRequest;
   /** Given (or a name given): the process is managed and restarted by this policy. */
   restart?: RestartRequest;
+  /** Probes a managed process (and makes a process managed). */
+  healthCheck?: HealthCheckRequest;
   /** The process group is SIGKILLed when this has passed. */
   deadlineMs?: number;
 }
@@ -112,6 +115,20 @@ export function restartPolicy(given: RestartRequest | undefined, named: boolean)
     initialBackoffMs: given?.initialBackoffMs ?? RESTART_DEFAULTS.initialBackoffMs,
     maxBackoffMs: given?.maxBackoffMs ?? RESTART_DEFAULTS.maxBackoffMs,
   };
+}
+
+/** How a managed process is kept going; undefined for a process that is not managed. */
+export interface ManagedConfig {
+  policy: RestartPolicy;
+  healthCheck?: HealthCheck;
+}
+
+/** A name, a restart policy or a health check makes a process managed (`never` unless a policy is given). */
+export function managedConfig(request: StartRequest): ManagedConfig | undefined {
+  const healthCheck = request.healthCheck && normaliseHealthCheck(request.healthCheck);
+  const policy = restartPolicy(request.restart, request.name !== undefined || healthCheck !== undefined);
+  if (!policy) return undefined;
+  return healthCheck ? { policy, healthCheck } : { policy };
 }
 
 export interface StartContext {

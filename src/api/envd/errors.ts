@@ -20,6 +20,7 @@ const BY_KIND: Record<SandboxErrorKind, Code> = {
   already_exists: Code.AlreadyExists,
   permission_denied: Code.PermissionDenied,
   no_space: Code.ResourceExhausted,
+  timed_out: Code.DeadlineExceeded,
 };
 
 /** Core failures as Connect errors; anything else passes through (Connect reports it as internal). */

@@ -34,6 +34,7 @@ const BY_KIND: Record<SandboxErrorKind, [number, string]> = {
   already_exists: [409, 'ALREADY_EXISTS'],
   permission_denied: [403, 'PERMISSION_DENIED'],
   no_space: [507, 'NO_SPACE'],
+  timed_out: [408, 'REQUEST_TIMEOUT'],
 };
 
 export function toApiError(error: unknown): ApiError {

@@ -87,6 +87,7 @@ export function tensorlakeDialect({
     closeStdin: processes.closeStdin,
     signalProcess: processes.signal,
     restartProcess: processes.restart,
+    waitForProcess: processes.wait,
     createTerminal: terminals.create,
     listTerminals: terminals.list,
     getTerminal: terminals.get,

@@ -1,6 +1,7 @@
 import type { SandboxProcess } from '../../core/process.ts';
 import type { ProcessTable } from '../../core/process-table.ts';
-import type { ManagedState } from '../../core/supervisor.ts';
+import type { HealthCheck } from '../../core/health/check.ts';
+import type { LastExit, ManagedState } from '../../core/supervisor.ts';
 import type { ProcessInfo } from './responses.ts';
 
 /** A process as this dialect shows it; times are integer milliseconds since the epoch. */
@@ -22,7 +23,10 @@ export function processInfo(table: ProcessTable, process: SandboxProcess): Proce
   };
 }
 
-function managedInfo(state: ManagedState): NonNullable<ProcessInfo['managed']> {
+type ManagedInfo = NonNullable<ProcessInfo['managed']>;
+type HealthCheckInfo = NonNullable<ManagedInfo['health_check']>;
+
+function managedInfo(state: ManagedState): ManagedInfo {
   const { policy } = state;
   return {
     id: state.id,
@@ -35,9 +39,33 @@ function managedInfo(state: ManagedState): NonNullable<ProcessInfo['managed']> {
       initial_backoff_ms: policy.initialBackoffMs,
       max_backoff_ms: policy.maxBackoffMs,
     },
-    // Health checks are not implemented; the SDK requires the fields.
-    health_status: 'disabled',
-    consecutive_health_failures: 0,
+    ...(state.healthCheck ? { health_check: healthCheckInfo(state.healthCheck) } : {}),
+    health_status: state.healthStatus,
+    consecutive_health_failures: state.consecutiveHealthFailures,
+    ...(state.lastExit ? { last_exit: lastExitInfo(state.lastExit) } : {}),
+    ...(state.lastError === undefined ? {} : { last_error: state.lastError }),
     ...(state.nextRestartAt === undefined ? {} : { next_restart_at: state.nextRestartAt }),
+  };
+}
+
+function healthCheckInfo(check: HealthCheck): HealthCheckInfo {
+  return {
+    type: check.type,
+    ...(check.port === undefined ? {} : { port: check.port }),
+    ...(check.path === undefined ? {} : { path: check.path }),
+    ...(check.command === undefined ? {} : { command: check.command, args: check.args ?? [] }),
+    initial_delay_ms: check.initialDelayMs,
+    interval_ms: check.intervalMs,
+    timeout_ms: check.timeoutMs,
+    failure_threshold: check.failureThreshold,
+  };
+}
+
+function lastExitInfo(exit: LastExit): NonNullable<ManagedInfo['last_exit']> {
+  return {
+    ...(exit.exitCode === null ? {} : { exit_code: exit.exitCode }),
+    ...(exit.signal === null ? {} : { signal: exit.signal }),
+    oom_killed: exit.oomKilled,
+    ended_at: exit.endedAt,
   };
 }

@@ -6,7 +6,8 @@ import type { RouteContext } from '../../http/router.ts';
 import type { Limits } from './limits.ts';
 import { processInfo } from './process-info.ts';
 import { sendNoContent } from './respond.ts';
-import { signalBody, startBody, toStartRequest } from './schemas.ts';
+import { processWaitQuery, signalBody, startBody, toStartRequest } from './schemas.ts';
+import { DEFAULT_WAIT_MS, whileClientWaits } from './waiting.ts';
 
 /** Start, inspect, signal, kill and feed processes. */
 export function processRoutes(table: ProcessTable, limits: Limits) {
@@ -37,6 +38,17 @@ export function processRoutes(table: ProcessTable, limits: Limits) {
       const body = signalBody.parse(await readJson(context.req, limits.jsonBytes));
       process.sendSignal(body.signal as number, { group: body.group ?? true });
       sendJson(context.res, 200, { success: true });
+    },
+
+    async wait(context: RouteContext) {
+      const entry = lookup(context);
+      const query = processWaitQuery.parse(Object.fromEntries(context.url.searchParams));
+      const timeoutMs = query.timeout_ms ?? DEFAULT_WAIT_MS;
+      await whileClientWaits(context.res, async (clientGone) => {
+        const signal = AbortSignal.any([clientGone, AbortSignal.timeout(timeoutMs)]);
+        const reached = await table.waitUntil(entry, query.until, signal);
+        sendJson(context.res, 200, processInfo(table, reached));
+      });
     },
 
     async restart(context: RouteContext) {

@@ -13,11 +13,36 @@ export const errorResponse = z
   })
   .meta({ id: 'Error' });
 
+const healthCheckInfo = z
+  .object({
+    type: z.enum(['http', 'tcp', 'exec']),
+    port: z.number().int().optional(),
+    path: z.string().optional(),
+    command: z.string().optional(),
+    args: z.array(z.string()).optional(),
+    initial_delay_ms: count,
+    interval_ms: count,
+    timeout_ms: count,
+    failure_threshold: count,
+  })
+  .meta({ id: 'HealthCheck' });
+
+const lastExit = z
+  .object({
+    exit_code: z.number().int().optional(),
+    signal: z.number().int().optional(),
+    oom_killed: z.boolean(),
+    ended_at: epochMs,
+  })
+  .meta({ id: 'LastExit' });
+
 const managedInfo = z
   .object({
     id: z.string(),
     name: z.string().optional(),
-    status: z.enum(['running', 'backing_off', 'stopped']),
+    status: z
+      .enum(['starting', 'running', 'backing_off', 'stopped'])
+      .describe('starting: running, its health check not passed yet'),
     restart_count: count,
     restart: z.object({
       policy: z.enum(['never', 'on_failure', 'always']),
@@ -25,8 +50,11 @@ const managedInfo = z
       initial_backoff_ms: count,
       max_backoff_ms: count,
     }),
-    health_status: z.literal('disabled'),
+    health_check: healthCheckInfo.optional(),
+    health_status: z.enum(['disabled', 'starting', 'healthy', 'unhealthy']),
     consecutive_health_failures: count,
+    last_exit: lastExit.optional().describe('how the last incarnation ended'),
+    last_error: z.string().optional().describe('why the last incarnation was stopped or failed'),
     next_restart_at: epochMs.optional(),
   })
   .meta({ id: 'ManagedInfo' });

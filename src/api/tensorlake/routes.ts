@@ -23,7 +23,7 @@ import {
   successResponse,
   truncatedEventData,
 } from './responses.ts';
-import { filesQuery, runBody, signalBody, startBody } from './schemas.ts';
+import { filesQuery, processWaitQuery, runBody, signalBody, startBody } from './schemas.ts';
 import { tunnelQuery } from './tunnel.ts';
 
 // The REST dialect's routes, each with what the OpenAPI document says of it: the router and the
@@ -122,7 +122,7 @@ export function routeTable() {
       tag: 'processes',
       summary: 'Start a process',
       description:
-        'Setting `name` or `restart` makes it managed. `timeout` (seconds) SIGKILLs its group when it has passed.',
+        'Setting `name`, `restart` or `health_check` makes it managed. `timeout` (seconds) SIGKILLs its group when it has passed.',
       body: startBody,
       answers: {
         201: { description: 'started', json: processInfoResponse },
@@ -164,6 +164,25 @@ export function routeTable() {
       tag: 'processes',
       summary: 'One process',
       answers: { 200: { description: 'the process', json: processInfoResponse }, 404: NOT_FOUND },
+    },
+    {
+      method: 'get',
+      path: process('/wait'),
+      id: 'waitForProcess',
+      tag: 'processes',
+      summary: 'Wait until the process is running, healthy or has exited',
+      description:
+        'Answers the process once the state is reached. A managed process backing off is `running` once ' +
+        'its next incarnation runs; `exited` is the incarnation asked about. A state that can no longer ' +
+        'come (it ended and nothing restarts it) is 400 PROCESS_NOT_RUNNING; `healthy` without a health ' +
+        'check is 400 INVALID_REQUEST. The wait ends if the client goes away.',
+      query: processWaitQuery,
+      answers: {
+        200: { description: 'the state was reached', json: processInfoResponse },
+        400: error('a bad query, no health check (INVALID_REQUEST), or the state cannot come (PROCESS_NOT_RUNNING)'),
+        404: NOT_FOUND,
+        408: error('not reached in time (REQUEST_TIMEOUT)'),
+      },
     },
     {
       method: 'delete',

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { StartRequest } from '../../core/process-table.ts';
+import { HEALTH_CHECK_DEFAULTS } from '../../core/health/check.ts';
 import { RESTART_DEFAULTS } from '../../core/start-request.ts';
+import { waitTimeout } from './waiting.ts';
 
 // The SDK may send null for an absent optional field; both mean "not given".
 const stringMap = z.record(z.string(), z.string()).nullish();
@@ -28,6 +30,21 @@ const restart = z
   })
   .nullish();
 
+// Ranges are the core's to check (see normaliseHealthCheck); the document shows its defaults.
+const healthCheck = z
+  .object({
+    type: z.enum(['http', 'tcp', 'exec']).describe('exec is a sandboxd extension: exit 0 is healthy'),
+    port: z.number().int().nullish().describe('http and tcp: the port on 127.0.0.1'),
+    path: z.string().nullish().meta({ default: HEALTH_CHECK_DEFAULTS.path, description: 'http: the path asked for' }),
+    command: z.string().nullish().describe('exec: the program, run as the process is (user, cwd, env)'),
+    args: z.array(z.string()).nullish(),
+    initial_delay_ms: z.number().int().nullish().meta({ default: HEALTH_CHECK_DEFAULTS.initialDelayMs }),
+    interval_ms: z.number().int().nullish().meta({ default: HEALTH_CHECK_DEFAULTS.intervalMs }),
+    timeout_ms: z.number().int().nullish().meta({ default: HEALTH_CHECK_DEFAULTS.timeoutMs }),
+    failure_threshold: z.number().int().nullish().meta({ default: HEALTH_CHECK_DEFAULTS.failureThreshold }),
+  })
+  .nullish();
+
 export const commandFields = {
   command: z.string({ error: 'required, a string' }).min(1, 'must not be empty'),
   args: z.array(z.string()).nullish(),
@@ -47,6 +64,7 @@ export const startBody = z
     stderr_mode: z.enum(['capture', 'discard']).nullish(),
     name: z.string().nullish(),
     restart,
+    health_check: healthCheck,
     timeout,
   })
   .meta({ id: 'StartRequest' });
@@ -68,7 +86,7 @@ export function toStartRequest(
   body: CommandBody & Partial<z.infer<typeof startBody>>,
   terminal?: TerminalFields,
 ): StartRequest {
-  const { restart: requestedRestart } = body;
+  const { restart: requestedRestart, health_check: check } = body;
   return {
     command: body.command,
     args: body.args ?? undefined,
@@ -88,6 +106,19 @@ export function toStartRequest(
           maxBackoffMs: requestedRestart.max_backoff_ms ?? undefined,
         }
       : undefined,
+    healthCheck: check
+      ? {
+          type: check.type,
+          port: check.port ?? undefined,
+          path: check.path ?? undefined,
+          command: check.command ?? undefined,
+          args: check.args ?? undefined,
+          initialDelayMs: check.initial_delay_ms ?? undefined,
+          intervalMs: check.interval_ms ?? undefined,
+          timeoutMs: check.timeout_ms ?? undefined,
+          failureThreshold: check.failure_threshold ?? undefined,
+        }
+      : undefined,
     deadlineMs: body.timeout ? body.timeout * 1000 : undefined,
   };
 }
@@ -97,4 +128,12 @@ export const filesQuery = z.object({
     .string({ error: 'required' })
     .min(1, 'required')
     .describe("an absolute path, or one relative to the daemon user's home"),
+});
+
+export const processWaitQuery = z.object({
+  until: z
+    .enum(['running', 'healthy', 'exited'])
+    .default('exited')
+    .describe('running; healthy (its health check passed); exited (this incarnation ended)'),
+  timeout_ms: waitTimeout,
 });

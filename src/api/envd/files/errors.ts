@@ -33,6 +33,7 @@ const STATUS: Record<SandboxErrorKind, number> = {
   resource_exhausted: 429,
   stdin_queue_full: 429,
   no_space: 507,
+  timed_out: 408,
 };
 
 export function sendFilesError(res: ServerResponse, error: unknown): void {
