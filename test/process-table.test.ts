@@ -42,6 +42,7 @@ class StandIn implements TableProcess {
     },
   };
   deadlineMs: number | undefined;
+  readonly signals: number[] = [];
   private end!: (exit: ExitStatus) => void;
 
   constructor(
@@ -73,6 +74,10 @@ class StandIn implements TableProcess {
     if (!this.running) return;
     this.running = false;
     this.end({ status: 'signaled', exitCode: null, signal: 9 });
+  }
+
+  sendSignal(signal: number): void {
+    this.signals.push(signal);
   }
 
   setDeadline(ms: number): void {

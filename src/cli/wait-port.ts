@@ -1,8 +1,8 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { DaemonError } from '../client/index.ts';
 import { parsePort } from '../ports/port-number.ts';
-import { milliseconds } from './milliseconds.ts';
 import { type ConnectionOptions, example, run, withConnection } from './connection.ts';
+import { milliseconds } from './milliseconds.ts';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 

@@ -1,7 +1,7 @@
 import { type Command, Option } from 'commander';
 import { DaemonError } from '../client/index.ts';
-import { milliseconds } from './milliseconds.ts';
 import { type ConnectionOptions, example, run, withConnection } from './connection.ts';
+import { milliseconds } from './milliseconds.ts';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
@@ -31,7 +31,8 @@ export function waitCommand(program: Command): void {
             process.stdout.write(`process ${info.pid}${info.name ? ` (${info.name})` : ''} is ${until}\n`);
             return 0;
           } catch (error) {
-            if (!(error instanceof DaemonError && (error.status === 408 || error.status === 400))) throw error;
+            if (!(error instanceof DaemonError && (error.status === 408 || error.status === 400)))
+              throw error;
             process.stderr.write(`sandboxd: ${error.message}\n`);
             return 1;
           }

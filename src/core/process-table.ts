@@ -13,8 +13,8 @@ import { SIGTERM } from './signals.ts';
 import { SpillQuota } from './spill-quota.ts';
 import { managedConfig, normaliseStart, type ProcessSpec, type StartRequest } from './start-request.ts';
 import { type ManagedState, type Supervised, Supervisor } from './supervisor.ts';
-import { Waiters } from './waiters.ts';
 import { type Accounts, type ResolvedUser, resolveUser } from './users.ts';
+import { Waiters } from './waiters.ts';
 
 export type { StartRequest } from './start-request.ts';
 
@@ -179,7 +179,8 @@ export class ProcessTable<P extends TableProcess = SandboxProcess> {
       if (!current.running && !comesLater) {
         throw new SandboxError('not_running', `process ${current.pid} ended before it was ${until}`);
       }
-      if (signal.aborted) throw new SandboxError('timed_out', `process ${entry.pid} was not ${until} in time`);
+      if (signal.aborted)
+        throw new SandboxError('timed_out', `process ${entry.pid} was not ${until} in time`);
       await changes.wait(signal);
     }
   }
@@ -245,13 +246,13 @@ export class ProcessTable<P extends TableProcess = SandboxProcess> {
 
   /** Holds the name for a start that is under way, so that a second start cannot take it too. */
   private reserveName(name: string): void {
-    this.registry.reserve(name, (holder) => {
-      const supervisor = this.supervisors.get(holder.spec);
-      return holder.running || (supervisor !== undefined && !supervisor.isStopped);
+    this.registry.reserve(name, (current) => {
+      const supervisor = this.supervisors.get(current.spec);
+      return current.running || (supervisor !== undefined && !supervisor.isStopped);
     });
     // The name passes on: the old holder's supervision (stopped) goes with it.
-    const holder = this.registry.named(name);
-    if (holder) this.supervisors.delete(holder.spec);
+    const formerHolder = this.registry.named(name);
+    if (formerHolder) this.supervisors.delete(formerHolder.spec);
   }
 
   private async resolveSpec(request: StartRequest): Promise<ProcessSpec> {

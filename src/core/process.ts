@@ -15,7 +15,7 @@ import { signalNumber, validateSignal } from './signals.ts';
 import { clampTerminalSize, type ProcessSpec, type TerminalSize } from './start-request.ts';
 import { type StdinOptions, StdinWriter } from './stdin.ts';
 
-export type ProcessStatus = 'running' | 'exited' | 'signaled';
+export type ProcessStatus = 'running' | 'exited' | 'signaled' | 'oom_killed';
 
 export interface ProcessOptions {
   log: OutputLogOptions;

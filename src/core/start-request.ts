@@ -1,4 +1,4 @@
-import { type HealthCheck, type HealthCheckRequest, normaliseHealthCheck } from './health/check.ts';
+import { type HealthCheck, type HealthCheckWire, normaliseHealthCheck } from './health/check.ts';
 import { resolvePath } from './paths.ts';
 import type { ResolvedUser, UserSpec } from './users.ts';
 
@@ -61,8 +61,8 @@ export interface StartRequest {
   pty?: TerminalRequest;
   /** Given (or a name given): the process is managed and restarted by this policy. */
   restart?: RestartRequest;
-  /** Probes a managed process (and makes a process managed). */
-  healthCheck?: HealthCheckRequest;
+  /** Probes a managed process (and makes a process managed); in the shape the SDK sends. */
+  healthCheck?: HealthCheckWire;
   /** The process group is SIGKILLed when this has passed. */
   deadlineMs?: number;
 }

@@ -26,7 +26,11 @@ export function portRoutes(ports: ListeningPorts) {
       await whileClientWaits(res, async (clientGone) => {
         const ready = await waitForPort(port, { timeoutMs, signal: clientGone });
         if (!ready) {
-          throw new ApiError(408, 'REQUEST_TIMEOUT', `port ${port} accepted no connection within ${timeoutMs} ms`);
+          throw new ApiError(
+            408,
+            'REQUEST_TIMEOUT',
+            `port ${port} accepted no connection within ${timeoutMs} ms`,
+          );
         }
         const body: PortReady = { port, address: ready.address, waited_ms: ready.waitedMs };
         sendJson(res, 200, body);

@@ -1,6 +1,6 @@
+import { healthCheckToWire } from '../../core/health/check.ts';
 import type { SandboxProcess } from '../../core/process.ts';
 import type { ProcessTable } from '../../core/process-table.ts';
-import type { HealthCheck } from '../../core/health/check.ts';
 import type { LastExit, ManagedState } from '../../core/supervisor.ts';
 import type { ProcessInfo } from './responses.ts';
 
@@ -24,7 +24,6 @@ export function processInfo(table: ProcessTable, process: SandboxProcess): Proce
 }
 
 type ManagedInfo = NonNullable<ProcessInfo['managed']>;
-type HealthCheckInfo = NonNullable<ManagedInfo['health_check']>;
 
 function managedInfo(state: ManagedState): ManagedInfo {
   const { policy } = state;
@@ -39,25 +38,12 @@ function managedInfo(state: ManagedState): ManagedInfo {
       initial_backoff_ms: policy.initialBackoffMs,
       max_backoff_ms: policy.maxBackoffMs,
     },
-    ...(state.healthCheck ? { health_check: healthCheckInfo(state.healthCheck) } : {}),
+    ...(state.healthCheck ? { health_check: healthCheckToWire(state.healthCheck) } : {}),
     health_status: state.healthStatus,
     consecutive_health_failures: state.consecutiveHealthFailures,
     ...(state.lastExit ? { last_exit: lastExitInfo(state.lastExit) } : {}),
     ...(state.lastError === undefined ? {} : { last_error: state.lastError }),
     ...(state.nextRestartAt === undefined ? {} : { next_restart_at: state.nextRestartAt }),
-  };
-}
-
-function healthCheckInfo(check: HealthCheck): HealthCheckInfo {
-  return {
-    type: check.type,
-    ...(check.port === undefined ? {} : { port: check.port }),
-    ...(check.path === undefined ? {} : { path: check.path }),
-    ...(check.command === undefined ? {} : { command: check.command, args: check.args ?? [] }),
-    initial_delay_ms: check.initialDelayMs,
-    interval_ms: check.intervalMs,
-    timeout_ms: check.timeoutMs,
-    failure_threshold: check.failureThreshold,
   };
 }
 

@@ -62,7 +62,7 @@ const managedInfo = z
 export const processInfoResponse = z
   .object({
     pid: z.number().int().positive(),
-    status: z.enum(['running', 'exited', 'signaled']),
+    status: z.enum(['running', 'exited', 'signaled', 'oom_killed']),
     exit_code: z.number().int().nullable().describe('set once the process has exited'),
     signal: z.number().int().nullable().describe('the signal that ended it, once it has been signaled'),
     stdin_writable: z.boolean(),

@@ -179,7 +179,9 @@ export function routeTable() {
       query: processWaitQuery,
       answers: {
         200: { description: 'the state was reached', json: processInfoResponse },
-        400: error('a bad query, no health check (INVALID_REQUEST), or the state cannot come (PROCESS_NOT_RUNNING)'),
+        400: error(
+          'a bad query, no health check (INVALID_REQUEST), or the state cannot come (PROCESS_NOT_RUNNING)',
+        ),
         404: NOT_FOUND,
         408: error('not reached in time (REQUEST_TIMEOUT)'),
       },

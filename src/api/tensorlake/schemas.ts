@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { StartRequest } from '../../core/process-table.ts';
 import { HEALTH_CHECK_DEFAULTS } from '../../core/health/check.ts';
+import type { StartRequest } from '../../core/process-table.ts';
 import { RESTART_DEFAULTS } from '../../core/start-request.ts';
 import { waitTimeout } from './waiting.ts';
 
@@ -35,7 +35,10 @@ const healthCheck = z
   .object({
     type: z.enum(['http', 'tcp', 'exec']).describe('exec is a sandboxd extension: exit 0 is healthy'),
     port: z.number().int().nullish().describe('http and tcp: the port on 127.0.0.1'),
-    path: z.string().nullish().meta({ default: HEALTH_CHECK_DEFAULTS.path, description: 'http: the path asked for' }),
+    path: z
+      .string()
+      .nullish()
+      .meta({ default: HEALTH_CHECK_DEFAULTS.path, description: 'http: the path asked for' }),
     command: z.string().nullish().describe('exec: the program, run as the process is (user, cwd, env)'),
     args: z.array(z.string()).nullish(),
     initial_delay_ms: z.number().int().nullish().meta({ default: HEALTH_CHECK_DEFAULTS.initialDelayMs }),
@@ -106,19 +109,7 @@ export function toStartRequest(
           maxBackoffMs: requestedRestart.max_backoff_ms ?? undefined,
         }
       : undefined,
-    healthCheck: check
-      ? {
-          type: check.type,
-          port: check.port ?? undefined,
-          path: check.path ?? undefined,
-          command: check.command ?? undefined,
-          args: check.args ?? undefined,
-          initialDelayMs: check.initial_delay_ms ?? undefined,
-          intervalMs: check.interval_ms ?? undefined,
-          timeoutMs: check.timeout_ms ?? undefined,
-          failureThreshold: check.failure_threshold ?? undefined,
-        }
-      : undefined,
+    healthCheck: check ?? undefined,
     deadlineMs: body.timeout ? body.timeout * 1000 : undefined,
   };
 }

@@ -103,8 +103,20 @@ export function normaliseHealthCheck(raw: unknown): HealthCheck {
   return { type, port, path: path(given.path), ...timing };
 }
 
-/** The check as a response echoes it (snake_case, defaults shown). */
-export function healthCheckToWire(check: HealthCheck): HealthCheckWire {
+/** The check as a response echoes it: snake_case, every default shown, nothing null. */
+export interface HealthCheckEcho {
+  type: HealthCheckType;
+  port?: number;
+  path?: string;
+  command?: string;
+  args?: string[];
+  initial_delay_ms: number;
+  interval_ms: number;
+  timeout_ms: number;
+  failure_threshold: number;
+}
+
+export function healthCheckToWire(check: HealthCheck): HealthCheckEcho {
   return {
     type: check.type,
     ...(check.port === undefined ? {} : { port: check.port }),
