@@ -129,6 +129,35 @@ describe('console: processes', inChromium, () => {
       }
     },
   );
+  browserTest(
+    "a managed process's health shows as a badge, with the last error as the status's tooltip",
+    () => browser,
+    async ({ page }) => {
+      await logIn(page, daemon);
+      const check = (command: string) => ({
+        type: 'exec' as const,
+        command,
+        initial_delay_ms: 0,
+        interval_ms: 20,
+        failure_threshold: 1,
+      });
+      const healthy = await client.start({ command: 'sleep', args: ['302'], health_check: check('true') });
+      const unhealthy = await client.start({ command: 'sleep', args: ['303'], health_check: check('false') });
+      try {
+        await page.waitForSelector(`tbody tr[data-pid="${healthy.pid}"] td.status .badge.health-healthy`);
+        const badge = page.locator(`tbody tr[data-pid="${unhealthy.pid}"] td.status .badge.health-unhealthy`);
+        await badge.waitFor();
+        assert.equal(await badge.textContent(), 'unhealthy');
+        assert.equal(
+          await page.locator(`tbody tr[data-pid="${unhealthy.pid}"] td.status`).getAttribute('title'),
+          'health check failed 1 time in a row: exec false exited 1',
+        );
+      } finally {
+        await client.kill(healthy.pid);
+        await client.kill(unhealthy.pid);
+      }
+    },
+  );
 });
 
 describe('console: logs', inChromium, () => {

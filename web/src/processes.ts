@@ -28,6 +28,23 @@ function managedNote({ status, restart_count }: NonNullable<ProcessInfo['managed
   return restart_count > 0 ? `${state}, ${restarts}` : state;
 }
 
+/** The status, what supervision says of it, and its health as a badge; last_error as the tooltip. */
+function showStatus(cell: HTMLTableCellElement, info: ProcessInfo): void {
+  const { managed } = info;
+  const status = managed ? `${info.status} · ${managedNote(managed)}` : info.status;
+  const health = managed && managed.health_status !== 'disabled' ? managed.health_status : undefined;
+  const title = managed?.last_error ?? '';
+  const shown = `${status}|${health}|${title}`;
+  if (cell.dataset.shown === shown) return;
+  cell.dataset.shown = shown;
+  cell.className = `status ${info.status}`;
+  cell.title = title;
+  cell.replaceChildren(
+    status,
+    ...(health ? [' ', h('span', { class: `badge health-${health}` }, health)] : []),
+  );
+}
+
 interface Row {
   element: HTMLTableRowElement;
   cells: HTMLTableCellElement[];
@@ -127,13 +144,12 @@ export function processesScreen(): Screen {
         row = { element: h('tr', { 'data-pid': info.pid }, ...cells), cells, actionsFor: '' };
         rows.set(info.pid, row);
       }
-      const status = info.managed ? `${info.status} · ${managedNote(info.managed)}` : info.status;
-      const texts = [String(info.pid), info.name ?? '', status, endOf(info), formatTime(info.started_at)];
+      const texts = [String(info.pid), info.name ?? '', undefined, endOf(info), formatTime(info.started_at)];
       texts.forEach((text, i) => {
         const cell = row.cells[i] as HTMLTableCellElement;
-        if (cell.textContent !== text) cell.textContent = text;
+        if (text !== undefined && cell.textContent !== text) cell.textContent = text;
       });
-      row.cells[2]?.setAttribute('class', `status ${info.status}`);
+      showStatus(row.cells[2] as HTMLTableCellElement, info);
       const command = commandLine(info);
       const commandCell = row.cells[5] as HTMLTableCellElement;
       if (commandCell.textContent !== command) {
