@@ -346,6 +346,7 @@ describe('help', () => {
     'exec',
     'ps',
     'ports',
+    'wait',
     'wait-port',
     'logs',
     'signal',

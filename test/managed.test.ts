@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { cli } from './helpers/cli.ts';
 import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
 import { runSdkScenario } from './helpers/tensorlake-sdk.ts';
 
@@ -187,5 +188,37 @@ describe('waiting for a process', () => {
     assert.deepEqual([badTimeout.status, badTimeout.body.code], [400, 'INVALID_REQUEST']);
     const unknown = await wait('no such name', 'exited');
     assert.deepEqual([unknown.status, unknown.body.code], [404, 'NOT_FOUND']);
+  });
+});
+
+describe('the CLI', () => {
+  test('sandboxd wait NAME --healthy: 0 once healthy; --timeout ran out: 1; ps shows managed status and health', async () => {
+    const started = await send('POST', '/processes', {
+      command: 'sleep',
+      args: ['1000'],
+      name: 'cli db',
+      health_check: { type: 'exec', command: 'true', initial_delay_ms: 0, interval_ms: 20 },
+    });
+    const never = await send('POST', '/processes', {
+      command: 'sleep',
+      args: ['1000'],
+      health_check: { type: 'exec', command: 'false', initial_delay_ms: 0, interval_ms: 20 },
+    });
+    try {
+      const healthy = await cli(['wait', 'cli db', '--healthy'], { daemon });
+      assert.deepEqual(
+        [healthy.code, healthy.stdout],
+        [0, `process ${started.body.pid} (cli db) is healthy\n`],
+      );
+      const late = await cli(['wait', String(never.body.pid), '--healthy', '--timeout', '200'], { daemon });
+      assert.equal(late.code, 1);
+      assert.match(late.stderr, new RegExp(`process ${never.body.pid} was not healthy within 200 ms`));
+      const table = await cli(['ps'], { daemon });
+      const row = table.stdout.split('\n').find((line) => line.startsWith(`${started.body.pid} `));
+      assert.match(row ?? '', /cli db\s+running\s+-\s+running\s+healthy\s/);
+    } finally {
+      await send('DELETE', `/processes/${started.body.pid}`);
+      await send('DELETE', `/processes/${never.body.pid}`);
+    }
   });
 });
