@@ -3,19 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type WebSocket from 'ws';
 import type { z } from 'zod';
 import type { createBody as ptyCreateBody } from '../api/tensorlake/pty-routes.ts';
-import type {
-  DaemonInfo,
-  FileList,
-  ListeningPortInfo,
-  OutputEvent,
-  OutputPage,
-  PortReady,
-  PreviewLink,
-  ProcessInfo,
-  PtyCreated,
-  PtySessionInfo,
-  TruncatedEvent,
-} from '../api/tensorlake/responses.ts';
+import type * as Wire from '../api/tensorlake/responses.ts';
 import type { startBody } from '../api/tensorlake/schemas.ts';
 import { DaemonError, networkReason, UnreachableError } from './errors.ts';
 import { readSseBatches } from './sse.ts';
@@ -26,7 +14,7 @@ export type PtyCreateRequest = z.input<typeof ptyCreateBody>;
 export type OutputView = 'stdout' | 'stderr' | 'output';
 
 /** A line of a followed output view; `id` is its SSE id, to resume after. */
-export interface FollowedLine extends OutputEvent {
+export interface FollowedLine extends Wire.OutputEvent {
   id: number;
 }
 
@@ -58,10 +46,10 @@ export interface FollowOptions {
   /** Told of each failed attempt to reconnect (the connection could not be made again). */
   onRetry?: (error: unknown) => void;
   /** Told of output the daemon dropped (past its retention cap) before this reader got it. */
-  onTruncated?: (loss: TruncatedEvent) => void;
+  onTruncated?: (loss: Wire.TruncatedEvent) => void;
 }
 
-export type FileStat = FileList['entries'][number];
+export type FileStat = Wire.FileList['entries'][number];
 
 const API = '/api/v1';
 // A wait (for a port, for a process) is asked for in rounds no longer than this: its request is silent until it is
@@ -127,19 +115,19 @@ export class SandboxClient {
     return this.call('GET', '/health');
   }
 
-  info(): Promise<DaemonInfo> {
+  info(): Promise<Wire.DaemonInfo> {
     return this.call('GET', '/info');
   }
 
-  async list(): Promise<ProcessInfo[]> {
-    return (await this.call<{ processes: ProcessInfo[] }>('GET', '/processes')).processes;
+  async list(): Promise<Wire.ProcessInfo[]> {
+    return (await this.call<{ processes: Wire.ProcessInfo[] }>('GET', '/processes')).processes;
   }
 
-  start(request: StartRequest): Promise<ProcessInfo> {
+  start(request: StartRequest): Promise<Wire.ProcessInfo> {
     return this.call('POST', '/processes', { body: request });
   }
 
-  get(ref: number | string): Promise<ProcessInfo> {
+  get(ref: number | string): Promise<Wire.ProcessInfo> {
     return this.call('GET', `/processes/${encodeRef(ref)}`);
   }
 
@@ -152,7 +140,7 @@ export class SandboxClient {
     await this.call('POST', `/processes/${encodeRef(ref)}/signal`, { body: { signal, group } });
   }
 
-  restart(ref: number | string): Promise<ProcessInfo> {
+  restart(ref: number | string): Promise<Wire.ProcessInfo> {
     return this.call('POST', `/processes/${encodeRef(ref)}/restart`);
   }
 
@@ -173,7 +161,7 @@ export class SandboxClient {
   output(
     ref: number | string,
     { view = 'output', after, limit }: { view?: OutputView; after?: number; limit?: number } = {},
-  ): Promise<OutputPage> {
+  ): Promise<Wire.OutputPage> {
     const query = new URLSearchParams();
     if (after !== undefined) query.set('after', String(after));
     if (limit !== undefined) query.set('limit', String(limit));
@@ -222,10 +210,10 @@ export class SandboxClient {
               // Its id is where the next whole line resumes: a reconnect goes on from there.
               if (batch.length > 0) yield batch.splice(0);
               last = Number(message.id);
-              onTruncated?.(JSON.parse(message.data) as TruncatedEvent);
+              onTruncated?.(JSON.parse(message.data) as Wire.TruncatedEvent);
             }
             if (message.event !== 'output') continue;
-            batch.push({ id: Number(message.id), ...(JSON.parse(message.data) as OutputEvent) });
+            batch.push({ id: Number(message.id), ...(JSON.parse(message.data) as Wire.OutputEvent) });
           }
           if (batch.length > 0) {
             last = (batch.at(-1) as FollowedLine).id;
@@ -250,15 +238,15 @@ export class SandboxClient {
     }
   }
 
-  createTerminal(request: PtyCreateRequest): Promise<PtyCreated> {
+  createTerminal(request: PtyCreateRequest): Promise<Wire.PtyCreated> {
     return this.call('POST', '/pty', { body: request });
   }
 
-  async terminals(): Promise<PtySessionInfo[]> {
-    return (await this.call<{ sessions: PtySessionInfo[] }>('GET', '/pty')).sessions;
+  async terminals(): Promise<Wire.PtySessionInfo[]> {
+    return (await this.call<{ sessions: Wire.PtySessionInfo[] }>('GET', '/pty')).sessions;
   }
 
-  terminal(id: string): Promise<PtySessionInfo> {
+  terminal(id: string): Promise<Wire.PtySessionInfo> {
     return this.call('GET', `/pty/${encodeURIComponent(id)}`);
   }
 
@@ -284,8 +272,8 @@ export class SandboxClient {
   }
 
   /** The sandbox's listening TCP ports, by port, with the process holding each. */
-  async listPorts(): Promise<ListeningPortInfo[]> {
-    return (await this.call<{ ports: ListeningPortInfo[] }>('GET', '/ports')).ports;
+  async listPorts(): Promise<Wire.ListeningPortInfo[]> {
+    return (await this.call<{ ports: Wire.ListeningPortInfo[] }>('GET', '/ports')).ports;
   }
 
   /**
@@ -296,41 +284,51 @@ export class SandboxClient {
     port: number,
     timeoutMs: number,
     { signal }: { signal?: AbortSignal } = {},
-  ): Promise<PortReady> {
+  ): Promise<Wire.PortReady> {
     const started = Date.now();
-    for (;;) {
-      const round = Math.max(0, Math.min(WAIT_ROUND_MS, timeoutMs - (Date.now() - started)));
-      const response = await this.request('GET', `/ports/${port}/wait?timeout_ms=${round}`, { signal });
-      if (response.ok) return { ...((await response.json()) as PortReady), waited_ms: Date.now() - started };
-      const error = await DaemonError.from(response);
-      if (error.status !== 408) throw error;
-      if (Date.now() - started >= timeoutMs) {
-        throw new DaemonError(408, error.code, `port ${port} accepted no connection within ${timeoutMs} ms`);
-      }
-    }
+    const ready = await this.waitInRounds<Wire.PortReady>(
+      (round) => `/ports/${port}/wait?timeout_ms=${round}`,
+      timeoutMs,
+      `port ${port} accepted no connection within ${timeoutMs} ms`,
+      signal,
+    );
+    return { ...ready, waited_ms: Date.now() - started };
   }
 
   /**
    * Resolves with the process once it is running, healthy or has exited; throws DaemonError 408
    * (REQUEST_TIMEOUT) once `timeoutMs` has passed, 400 when the state can no longer come.
    */
-  async waitForProcess(
+  waitForProcess(
     ref: number | string,
     until: 'running' | 'healthy' | 'exited',
     timeoutMs: number,
     { signal }: { signal?: AbortSignal } = {},
-  ): Promise<ProcessInfo> {
+  ): Promise<Wire.ProcessInfo> {
+    return this.waitInRounds<Wire.ProcessInfo>(
+      (round) =>
+        `/processes/${encodeRef(ref)}/wait?${new URLSearchParams({ until, timeout_ms: String(round) })}`,
+      timeoutMs,
+      `process ${ref} was not ${until} within ${timeoutMs} ms`,
+      signal,
+    );
+  }
+
+  /** Asks a waiting route in rounds (each answered 408 when it ran out) until the whole wait has. */
+  private async waitInRounds<T>(
+    path: (roundMs: number) => string,
+    timeoutMs: number,
+    timedOut: string,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
     const started = Date.now();
     for (;;) {
       const round = Math.max(0, Math.min(WAIT_ROUND_MS, timeoutMs - (Date.now() - started)));
-      const query = new URLSearchParams({ until, timeout_ms: String(round) });
-      const response = await this.request('GET', `/processes/${encodeRef(ref)}/wait?${query}`, { signal });
-      if (response.ok) return (await response.json()) as ProcessInfo;
+      const response = await this.request('GET', path(round), { signal });
+      if (response.ok) return (await response.json()) as T;
       const error = await DaemonError.from(response);
       if (error.status !== 408) throw error;
-      if (Date.now() - started >= timeoutMs) {
-        throw new DaemonError(408, error.code, `process ${ref} was not ${until} within ${timeoutMs} ms`);
-      }
+      if (Date.now() - started >= timeoutMs) throw new DaemonError(408, error.code, timedOut);
     }
   }
 
@@ -379,12 +377,12 @@ export class SandboxClient {
     await this.call('DELETE', `/files?${new URLSearchParams({ path })}`);
   }
 
-  listFiles(path: string): Promise<FileList> {
+  listFiles(path: string): Promise<Wire.FileList> {
     return this.call('GET', `/files/list?${new URLSearchParams({ path })}`);
   }
 
   /** A one-time link that opens the HTTP preview of a port of the sandbox in a browser. */
-  previewLink(port: number): Promise<PreviewLink> {
+  previewLink(port: number): Promise<Wire.PreviewLink> {
     return this.call('POST', `/ports/${port}/preview`);
   }
 }

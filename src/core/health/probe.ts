@@ -71,12 +71,7 @@ function probeHttp(
   signal?: AbortSignal,
 ): Promise<ProbeResult> {
   return new Promise((resolve) => {
-    let settled = false;
-    const settle = (result: ProbeResult): void => {
-      if (settled) return;
-      settled = true;
-      resolve(result);
-    };
+    const settle = firstOnly(resolve);
     const req = request({ agent, host: HOST, port, path, method: 'GET', headers: HEADERS });
     const end = (): void => {
       settle(ABORTED);
@@ -105,12 +100,7 @@ function probeHttp(
 // A connection to the port, closed as soon as it is made.
 function probeTcp(port: number, timeoutMs: number, signal?: AbortSignal): Promise<ProbeResult> {
   return new Promise((resolve) => {
-    let settled = false;
-    const settle = (result: ProbeResult): void => {
-      if (settled) return;
-      settled = true;
-      resolve(result);
-    };
+    const settle = firstOnly(resolve);
     const socket = connect({ host: HOST, port });
     const end = (): void => {
       settle(ABORTED);
@@ -206,4 +196,14 @@ function connectionFailure(error: unknown): string {
 function describe(error: unknown): string {
   if (error instanceof Error) return (error as NodeJS.ErrnoException).code ?? error.message;
   return String(error);
+}
+
+/** Passes on the first result; later ones (an error after the timeout, say) are dropped. */
+function firstOnly(resolve: (result: ProbeResult) => void): (result: ProbeResult) => void {
+  let settled = false;
+  return (result) => {
+    if (settled) return;
+    settled = true;
+    resolve(result);
+  };
 }
