@@ -341,13 +341,13 @@ describe('console: terminal', inChromium, () => {
         const [, rows, cols] = pattern.exec(line) as RegExpExecArray;
         return [Number(rows), Number(cols)];
       };
-      const rowsOnScreen = () => page.$$eval('.xterm-rows > div', (rows) => rows.length);
+      const rowsOnScreen = () => page.$$eval('.xterm-rows > div', (rowElements) => rowElements.length);
 
       const [rows, cols] = await size('BIG');
       assert.equal(rows, await rowsOnScreen());
       await page.setViewportSize({ width: 800, height: 500 });
       await page.waitForFunction(
-        (before) => document.querySelectorAll('.xterm-rows > div').length !== before,
+        (rowsBefore) => document.querySelectorAll('.xterm-rows > div').length !== rowsBefore,
         rows,
       );
       const [smallRows, smallCols] = await size('SMALL');

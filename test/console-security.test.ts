@@ -119,7 +119,7 @@ describe('console login', () => {
 
   test('a cross-origin POST is refused, even from another port of the same host', async () => {
     const cookie = await logInCookie();
-    const before = (await client.call('GET', '/processes')).body as { processes: unknown[] };
+    const listedBefore = (await client.call('GET', '/processes')).body as { processes: unknown[] };
     const port = Number(new URL(daemon.url).port);
     const attempts: Record<string, string>[] = [
       { origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' },
@@ -141,8 +141,8 @@ describe('console login', () => {
     // Reads from another origin are refused too, where the browser says where they come from.
     const read = await request('/api/v1/processes', { headers: { cookie, 'sec-fetch-site': 'same-site' } });
     assert.equal(read.status, 403);
-    const after = (await client.call('GET', '/processes')).body as { processes: unknown[] };
-    assert.equal(after.processes.length, before.processes.length);
+    const listedAfter = (await client.call('GET', '/processes')).body as { processes: unknown[] };
+    assert.equal(listedAfter.processes.length, listedBefore.processes.length);
 
     const login = await request('/ui/login', {
       method: 'POST',
@@ -209,7 +209,7 @@ describe('console in the browser', { skip: await needs([chromium]) }, () => {
     () => browser,
     async ({ page }) => {
       const urls: string[] = [];
-      page.on('request', (request) => urls.push(request.url()));
+      page.on('request', (pageRequest) => urls.push(pageRequest.url()));
       page.on('websocket', (socket) => urls.push(socket.url()));
       await logIn(page, daemon);
       const seen = [];

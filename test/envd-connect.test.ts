@@ -89,8 +89,8 @@ describe('process.Process over Connect with binary protobuf', () => {
     assert.equal(late.stdout, 'first\nsecond\n');
     assert.equal(late.end?.exitCode, 0);
     // Attaching after the end still gives start, the replay and the end.
-    const after = await collect(rpc.connect({ process: { selector: { case: 'pid', value: pid } } }));
-    assert.deepEqual([after.pid, after.stdout, after.end?.exitCode], [pid, 'first\nsecond\n', 0]);
+    const afterEnd = await collect(rpc.connect({ process: { selector: { case: 'pid', value: pid } } }));
+    assert.deepEqual([afterEnd.pid, afterEnd.stdout, afterEnd.end?.exitCode], [pid, 'first\nsecond\n', 0]);
   });
 
   test('StreamInput carries a client stream of input over HTTP/1.1', async () => {
@@ -118,7 +118,7 @@ describe('process.Process over Connect with binary protobuf', () => {
 
   test('SendSignal SIGKILL kills the group; the end says so', async () => {
     const { pid, rest } = await started(rpc.start(shell('sleep 1000 & echo $!; wait')));
-    const child = Number((await collect(rest, (seen) => seen.stdout.includes('\n'))).stdout.trim());
+    const child = Number((await collect(rest, (soFar) => soFar.stdout.includes('\n'))).stdout.trim());
     const watcher = collect(rpc.connect({ process: { selector: { case: 'pid', value: pid } } }));
     await rpc.sendSignal({ process: { selector: { case: 'pid', value: pid } }, signal: Signal.SIGKILL });
     const seen = await watcher;

@@ -133,14 +133,17 @@ test('names address processes; a managed process restarts by its policy', async 
 
 test('finished processes hold no file descriptors, whatever they printed', async () => {
   const descriptors = () => readdirSync(`/proc/${daemon.child.pid}/fd`).length;
-  const before = descriptors();
+  const descriptorsAtFirst = descriptors();
   for (let i = 0; i < 20; i++) {
     // 2 MiB of output: more than the memory budget, so it goes to spill files.
     const script = `yes abcdefghijklmnopqrstuvwxyz0123456789 | head -c ${2 * 1024 * 1024}`;
     const { pid } = await client.start({ command: 'sh', args: ['-c', script] });
     await client.waitForEnd(pid);
   }
-  assert.ok(descriptors() < before + 5, `${descriptors() - before} more descriptors after 20 processes`);
+  assert.ok(
+    descriptors() < descriptorsAtFirst + 5,
+    `${descriptors() - descriptorsAtFirst} more descriptors after 20 processes`,
+  );
 });
 
 test('of concurrent starts with one name, one wins and the rest get 409', async () => {

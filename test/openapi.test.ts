@@ -140,11 +140,11 @@ class Conformance {
 const TOKEN = 'openapi-token';
 let daemon: TestDaemon;
 let client: SandboxClient;
-let document: Json;
+let committed: Json;
 before(async () => {
   daemon = await startDaemon(['--token', TOKEN]);
   client = sandboxClient(daemon);
-  document = JSON.parse(await readFile(join(ROOT, 'openapi.json'), 'utf8')) as Json;
+  committed = JSON.parse(await readFile(join(ROOT, 'openapi.json'), 'utf8')) as Json;
 });
 after(async () => {
   await daemon.stop();
@@ -153,7 +153,7 @@ after(async () => {
 describe('the OpenAPI document', () => {
   test('the committed openapi.json is what the daemon serves and what `sandboxd openapi` prints', async () => {
     const served = await client.call<Json>('GET', '/openapi.json');
-    assert.deepEqual(served, document);
+    assert.deepEqual(served, committed);
     const printed = await cli(['openapi']);
     assert.equal(printed.code, 0);
     assert.equal(printed.stdout, await readFile(join(ROOT, 'openapi.json'), 'utf8'));
@@ -161,14 +161,14 @@ describe('the OpenAPI document', () => {
 
   test('is a valid OpenAPI 3.1 document', async () => {
     const validator = new Validator();
-    const result = await validator.validate(structuredClone(document));
+    const result = await validator.validate(structuredClone(committed));
     assert.deepEqual(result.errors ?? [], []);
     assert.equal(result.valid, true);
     assert.equal(validator.version, '3.1');
   });
 
   test("every operation's real answers, successes and errors, match it", async () => {
-    const conformance = new Conformance(document);
+    const conformance = new Conformance(committed);
     const api = daemon.api;
     const call = async (
       method: string,

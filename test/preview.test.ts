@@ -348,8 +348,8 @@ describe('streaming through a preview', () => {
       const pieces = res[Symbol.asyncIterator]();
       let echoed = '';
       for (const next of ['piece-2;', 'piece-3;']) {
-        const before = echoed.length;
-        while (echoed.length === before) echoed += String(((await pieces.next()).value as Buffer) ?? '');
+        const echoedSoFar = echoed.length;
+        while (echoed.length === echoedSoFar) echoed += String(((await pieces.next()).value as Buffer) ?? '');
         req.write(next);
       }
       req.end();
@@ -467,13 +467,15 @@ describe('apps that fail', () => {
     });
     try {
       const ws = daemon.url.replace('http', 'ws');
-      const before = new WebSocket(`${ws}/before`, { headers: { host: previewHost(app.port), ...bearer } });
-      const [, res] = (await once(before, 'unexpected-response')) as [unknown, IncomingMessage];
+      const beforeAnswer = new WebSocket(`${ws}/before`, {
+        headers: { host: previewHost(app.port), ...bearer },
+      });
+      const [, res] = (await once(beforeAnswer, 'unexpected-response')) as [unknown, IncomingMessage];
       assert.equal(res.statusCode, 502);
       let page = '';
       for await (const chunk of res) page += chunk;
       assert.match(page, new RegExp(`port ${app.port}`));
-      await closed(before, { abandon: true });
+      await closed(beforeAnswer, { abandon: true });
 
       const afterAnswer = new WebSocket(`${ws}/after`, {
         headers: { host: previewHost(app.port), ...bearer },

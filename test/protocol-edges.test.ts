@@ -32,7 +32,7 @@ describe('Connect edges', () => {
   });
 
   test('a client that closes mid-body is no error worth a stack trace', async () => {
-    const before = daemon.output().length;
+    const printedSoFar = daemon.output().length;
     const { hostname, port } = new URL(daemon.url);
     const socket = connect(Number(port), hostname);
     await once(socket, 'connect');
@@ -43,7 +43,7 @@ describe('Connect edges', () => {
     // The next call is served after the daemon dealt with the closed one.
     assert.equal((await fetch(`${daemon.api}/health`)).status, 200);
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(daemon.output().slice(before), '');
+    assert.equal(daemon.output().slice(printedSoFar), '');
   });
 
   test('Keepalive-Ping-Interval beyond what a timer holds does not make keepalives fire at once', async () => {

@@ -219,14 +219,14 @@ describe('an idle timeout longer than a Node timer holds', () => {
     try {
       // Its process ends on its own, long after a timer of 1 ms would have reaped the session.
       await eventually(async () => {
-        const { status, body } = await api.call('GET', `/pty/${id}`);
-        assert.equal(status, 200, 'the session was reaped');
-        return !(body as { is_alive: boolean }).is_alive;
+        const polled = await api.call('GET', `/pty/${id}`);
+        assert.equal(polled.status, 200, 'the session was reaped');
+        return !(polled.body as { is_alive: boolean }).is_alive;
       });
-      const after = await api.call('GET', `/pty/${id}`);
-      assert.equal(after.status, 200);
+      const ended = await api.call('GET', `/pty/${id}`);
+      assert.equal(ended.status, 200);
       assert.deepEqual(
-        [(after.body as { is_alive: boolean }).is_alive, (after.body as { exit_code: number }).exit_code],
+        [(ended.body as { is_alive: boolean }).is_alive, (ended.body as { exit_code: number }).exit_code],
         [false, 3],
       );
     } finally {

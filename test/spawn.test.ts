@@ -114,7 +114,7 @@ describe('how a process starts', () => {
       open.filter(({ fd }) => Number(fd) <= 2).map(({ fd }) => fd),
       ['0', '1', '2'],
     );
-    for (const { fd, target } of open.filter(({ fd }) => Number(fd) > 2)) {
+    for (const { fd, target } of open.filter((descriptor) => Number(descriptor.fd) > 2)) {
       assert.ok(
         target.startsWith('/proc/') || inherited.has(fd),
         `fd ${fd} -> ${target} came from the daemon`,

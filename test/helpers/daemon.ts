@@ -89,9 +89,9 @@ export async function startDaemon(
 /** True while a process with this pid runs; a zombie waiting to be reaped counts as gone. */
 export function isAlive(pid: number): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const procStat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The state is the first field after the parenthesised command name.
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+    return procStat.slice(procStat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
   }
