@@ -2,18 +2,17 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { SandboxClient } from '../src/client/index.ts';
 import { sandboxClient } from './helpers/api.ts';
 import { CLI } from './helpers/cli.ts';
-import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, isAlive, startDaemon, useDaemon } from './helpers/daemon.ts';
 import { Tmux, terminalModes } from './helpers/tmux.ts';
 import { needs, tmux as tmuxTool } from './helpers/tools.ts';
 
 // Through tmux: a real terminal, typed into and read from the screen.
 const TOKEN = 'terminal-test-token';
 const REMOTE_SHELL = ['bash', '--norc', '--noprofile'];
-let daemon: TestDaemon;
 let client: SandboxClient;
 let tmux: Tmux;
 
@@ -58,14 +57,15 @@ function assertRaw(modes: string): void {
 }
 
 describe('a terminal through sandboxd, driven in tmux', { skip: await needs([tmuxTool]) }, () => {
-  before(async () => {
-    daemon = await startDaemon(['--token', TOKEN]);
-    client = sandboxClient(daemon);
-    tmux = await Tmux.start({ SANDBOXD_URL: daemon.url, SANDBOXD_TOKEN: TOKEN });
-  });
-  after(async () => {
-    await tmux.stop();
-    await daemon.stop();
+  useDaemon({
+    args: ['--token', TOKEN],
+    afterStart: async (started) => {
+      client = sandboxClient(started);
+      tmux = await Tmux.start({ SANDBOXD_URL: started.url, SANDBOXD_TOKEN: TOKEN });
+    },
+    beforeStop: async () => {
+      await tmux.stop();
+    },
   });
 
   test('exec -t -- bash: a prompt, 6*7 is 42, a resize reaches stty size, the terminal is restored', async () => {

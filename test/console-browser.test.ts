@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe } from 'node:test';
+import { describe } from 'node:test';
 import type { Browser, Page, Request, WebSocketRoute } from 'playwright-core';
 import { restClient } from './helpers/api.ts';
 import {
@@ -13,28 +13,33 @@ import {
   shellEnvironment,
   terminalText,
 } from './helpers/browser.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { startDaemon, useDaemon } from './helpers/daemon.ts';
 import { chromium, needs } from './helpers/tools.ts';
 
 const TOKEN = 'browser-test-token-91d2';
 const inChromium = { skip: await needs([chromium]) };
 
-let daemon: TestDaemon;
 let shell: Record<string, string>;
 let client: ReturnType<typeof restClient>;
 let browser: Browser;
-before(async () => {
-  if (inChromium.skip) return;
-  await buildAssets();
-  shell = await shellEnvironment();
-  daemon = await startDaemon(['--token', TOKEN], shell);
-  client = restClient(daemon);
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await daemon?.stop();
-  if (shell) await rm(shell.HOME as string, { recursive: true, force: true });
+const daemon = useDaemon({
+  skip: inChromium.skip,
+  args: ['--token', TOKEN],
+  beforeStart: async () => {
+    await buildAssets();
+    shell = await shellEnvironment();
+  },
+  env: () => shell,
+  afterStart: async () => {
+    client = restClient(daemon);
+    browser = await launchBrowser();
+  },
+  beforeStop: async () => {
+    await browser?.close();
+  },
+  afterStop: async () => {
+    if (shell) await rm(shell.HOME as string, { recursive: true, force: true });
+  },
 });
 
 const open = (page: Page, hash: string) => page.goto(`${daemon.url}/ui/${hash}`);

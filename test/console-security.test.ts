@@ -4,26 +4,29 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { restClient } from './helpers/api.ts';
 import { browserTest, buildAssets, launchBrowser, logIn, shellEnvironment } from './helpers/browser.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { startDaemon, useDaemon } from './helpers/daemon.ts';
 import { chromium, needs } from './helpers/tools.ts';
 
 const TOKEN = 'console-secret-7f3a9c1e5b';
 
-let daemon: TestDaemon;
 let shell: Record<string, string>;
 let client: ReturnType<typeof restClient>;
 let origin: string;
 let sizes: Awaited<ReturnType<typeof buildAssets>>;
-before(async () => {
-  sizes = await buildAssets();
-  shell = await shellEnvironment();
-  daemon = await startDaemon(['--token', TOKEN], shell);
-  client = restClient(daemon);
-  origin = daemon.url;
-});
-after(async () => {
-  await daemon.stop();
-  await rm(shell.HOME as string, { recursive: true, force: true });
+const daemon = useDaemon({
+  args: ['--token', TOKEN],
+  beforeStart: async () => {
+    sizes = await buildAssets();
+    shell = await shellEnvironment();
+  },
+  env: () => shell,
+  afterStart: () => {
+    client = restClient(daemon);
+    origin = daemon.url;
+  },
+  afterStop: async () => {
+    await rm(shell.HOME as string, { recursive: true, force: true });
+  },
 });
 
 /** A plain HTTP request, redirects not followed. */

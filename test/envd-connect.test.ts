@@ -1,20 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { Signal } from '../src/gen/process/process_pb.ts';
 import { restClient } from './helpers/api.ts';
-import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, isAlive, useDaemon } from './helpers/daemon.ts';
 import { collect, type ProcessClient, processClient, started } from './helpers/envd.ts';
 
-let daemon: TestDaemon;
 let rpc: ProcessClient;
-before(async () => {
-  daemon = await startDaemon();
-  rpc = processClient(daemon);
-});
-after(async () => {
-  await daemon.stop();
+const daemon = useDaemon({
+  afterStart: () => {
+    rpc = processClient(daemon);
+  },
 });
 
 const bytes = (text: string) => new TextEncoder().encode(text);

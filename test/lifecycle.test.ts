@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { restClient } from './helpers/api.ts';
-import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, isAlive, useDaemon } from './helpers/daemon.ts';
 
-let daemon: TestDaemon;
 let client: ReturnType<typeof restClient>;
-before(async () => {
-  daemon = await startDaemon();
-  client = restClient(daemon);
-});
-after(async () => {
-  await daemon.stop();
+const daemon = useDaemon({
+  afterStart: () => {
+    client = restClient(daemon);
+  },
 });
 
 test('a backgrounded grandchild holding stdout open does not hold the follow stream open', async () => {

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import WebSocket from 'ws';
@@ -12,7 +12,7 @@ import type { SandboxClient } from '../src/client/index.ts';
 import { readSse } from '../src/client/sse.ts';
 import { sandboxClient } from './helpers/api.ts';
 import { cli } from './helpers/cli.ts';
-import { ROOT, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { ROOT, useDaemon } from './helpers/daemon.ts';
 
 type Json = Record<string, unknown>;
 
@@ -138,16 +138,14 @@ class Conformance {
 }
 
 const TOKEN = 'openapi-token';
-let daemon: TestDaemon;
 let client: SandboxClient;
 let committed: Json;
-before(async () => {
-  daemon = await startDaemon(['--token', TOKEN]);
-  client = sandboxClient(daemon);
-  committed = JSON.parse(await readFile(join(ROOT, 'openapi.json'), 'utf8')) as Json;
-});
-after(async () => {
-  await daemon.stop();
+const daemon = useDaemon({
+  args: ['--token', TOKEN],
+  afterStart: async () => {
+    client = sandboxClient(daemon);
+    committed = JSON.parse(await readFile(join(ROOT, 'openapi.json'), 'utf8')) as Json;
+  },
 });
 
 describe('the OpenAPI document', () => {

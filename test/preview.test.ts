@@ -3,33 +3,34 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { type IncomingMessage, request } from 'node:http';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import WebSocket, { WebSocketServer } from 'ws';
 import { PreviewAccess } from '../src/ports/preview-access.ts';
 import { previewLink } from '../src/ports/preview-link.ts';
 import { type Echo, echoApp, freePort, requestWithHost, startApp, type TestApp } from './helpers/apps.ts';
 import { cli } from './helpers/cli.ts';
-import { eventually, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, useDaemon } from './helpers/daemon.ts';
 
 const TOKEN = 'preview-secret-5d1c8e';
 const bearer = { authorization: `Bearer ${TOKEN}` };
 
-let daemon: TestDaemon;
 let daemonPort: number;
 let publicApp: TestApp;
 let privateApp: TestApp;
-
-before(async () => {
-  publicApp = await echoApp();
-  privateApp = await echoApp();
-  daemon = await startDaemon(['--token', TOKEN, '--public-port', String(publicApp.port)]);
-  daemonPort = Number(new URL(daemon.url).port);
-});
-after(async () => {
-  await daemon.stop();
-  await publicApp.close();
-  await privateApp.close();
+const daemon = useDaemon({
+  beforeStart: async () => {
+    publicApp = await echoApp();
+    privateApp = await echoApp();
+  },
+  args: () => ['--token', TOKEN, '--public-port', String(publicApp.port)],
+  afterStart: () => {
+    daemonPort = Number(new URL(daemon.url).port);
+  },
+  afterStop: async () => {
+    await publicApp.close();
+    await privateApp.close();
+  },
 });
 
 /** The Host a browser sends for the preview of a port. */

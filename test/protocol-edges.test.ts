@@ -2,18 +2,12 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { restClient } from './helpers/api.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { useDaemon } from './helpers/daemon.ts';
 import { collect, processClient } from './helpers/envd.ts';
 
-let daemon: TestDaemon;
-before(async () => {
-  daemon = await startDaemon();
-});
-after(async () => {
-  await daemon.stop();
-});
+const daemon = useDaemon();
 
 async function post(path: string, body: Uint8Array<ArrayBuffer>, headers: Record<string, string>) {
   const response = await fetch(`${daemon.url}${path}`, { method: 'POST', body, headers });
