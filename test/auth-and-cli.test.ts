@@ -3,9 +3,9 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { type ProcessInfo, restClient } from './helpers/api.ts';
-import { eventually, isAlive, ROOT, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, isAlive, ROOT, startDaemon, type TestDaemon, useDaemon } from './helpers/daemon.ts';
 
 const TOKEN = 'secret';
 
@@ -67,13 +67,7 @@ async function stopWithin(daemon: TestDaemon, ms = 10_000): Promise<number | nul
 }
 
 describe('a daemon started with --token secret', () => {
-  let daemon: TestDaemon;
-  before(async () => {
-    daemon = await startDaemon(['--token', TOKEN]);
-  });
-  after(async () => {
-    await stopWithin(daemon);
-  });
+  const daemon = useDaemon({ args: ['--token', TOKEN], stop: stopWithin });
 
   test('a request without a token is 401 UNAUTHORIZED', async () => {
     assertUnauthorized(await request(daemon, 'GET', '/api/v1/processes'), TOKEN);
@@ -156,12 +150,9 @@ describe('a daemon started with --token secret', () => {
 describe('a daemon given its token in SANDBOXD_TOKEN', () => {
   const envToken = 'env-token-5f3a9c';
   const marker = 'inherited-from-the-daemon';
-  let daemon: TestDaemon;
-  before(async () => {
-    daemon = await startDaemon([], { SANDBOXD_TOKEN: envToken, SANDBOXD_TEST_MARKER: marker });
-  });
-  after(async () => {
-    await stopWithin(daemon);
+  const daemon = useDaemon({
+    env: { SANDBOXD_TOKEN: envToken, SANDBOXD_TEST_MARKER: marker },
+    stop: stopWithin,
   });
 
   test('works like --token: 401 without it, 200 with either header', async () => {

@@ -4,22 +4,18 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type ProcessInfo, restClient } from './helpers/api.ts';
-import { isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { isAlive, useDaemon } from './helpers/daemon.ts';
 import { readSse } from './helpers/sse.ts';
 
 const MiB = 1024 * 1024;
 /** Larger than any pid Linux hands out (pid_max is at most 2^22). */
 const UNUSED_PID = 2_147_483_647;
 
-let daemon: TestDaemon;
 let client: ReturnType<typeof restClient>;
-
-before(async () => {
-  daemon = await startDaemon();
-  client = restClient(daemon);
-});
-after(async () => {
-  await daemon.stop();
+const daemon = useDaemon({
+  afterStart: () => {
+    client = restClient(daemon);
+  },
 });
 
 interface RawResponse {

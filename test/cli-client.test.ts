@@ -10,16 +10,13 @@ import type { ProcessInfo, SandboxClient } from '../src/client/index.ts';
 import { sandboxClient } from './helpers/api.ts';
 import { CLI, cli, cliEnv, startCli, unusedPort } from './helpers/cli.ts';
 import { CuttingProxy } from './helpers/cutting-proxy.ts';
-import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, isAlive, startDaemon, useDaemon } from './helpers/daemon.ts';
 
-let daemon: TestDaemon;
 let client: SandboxClient;
-before(async () => {
-  daemon = await startDaemon();
-  client = sandboxClient(daemon);
-});
-after(async () => {
-  await daemon.stop();
+const daemon = useDaemon({
+  afterStart: () => {
+    client = sandboxClient(daemon);
+  },
 });
 
 /** The daemon's record of the one process started with exactly these arguments. */

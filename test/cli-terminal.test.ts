@@ -2,18 +2,17 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { SandboxClient } from '../src/client/index.ts';
 import { sandboxClient } from './helpers/api.ts';
 import { CLI } from './helpers/cli.ts';
-import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, isAlive, startDaemon, useDaemon } from './helpers/daemon.ts';
 import { Tmux, terminalModes } from './helpers/tmux.ts';
 import { needs, tmux as tmuxTool } from './helpers/tools.ts';
 
 // Through tmux: a real terminal, typed into and read from the screen.
 const TOKEN = 'terminal-test-token';
 const REMOTE_SHELL = ['bash', '--norc', '--noprofile'];
-let daemon: TestDaemon;
 let client: SandboxClient;
 let tmux: Tmux;
 
@@ -31,8 +30,8 @@ async function inPane(command: string, name: string) {
   );
   return {
     exited: done.then(async () => ({
-      before: stripSize(await readFile(beforeFile, 'utf8')),
-      after: stripSize(await readFile(afterFile, 'utf8')),
+      modesBefore: stripSize(await readFile(beforeFile, 'utf8')),
+      modesAfter: stripSize(await readFile(afterFile, 'utf8')),
     })),
   };
 }
@@ -58,14 +57,15 @@ function assertRaw(modes: string): void {
 }
 
 describe('a terminal through sandboxd, driven in tmux', { skip: await needs([tmuxTool]) }, () => {
-  before(async () => {
-    daemon = await startDaemon(['--token', TOKEN]);
-    client = sandboxClient(daemon);
-    tmux = await Tmux.start({ SANDBOXD_URL: daemon.url, SANDBOXD_TOKEN: TOKEN });
-  });
-  after(async () => {
-    await tmux.stop();
-    await daemon.stop();
+  useDaemon({
+    args: ['--token', TOKEN],
+    afterStart: async (started) => {
+      client = sandboxClient(started);
+      tmux = await Tmux.start({ SANDBOXD_URL: started.url, SANDBOXD_TOKEN: TOKEN });
+    },
+    beforeStop: async () => {
+      await tmux.stop();
+    },
   });
 
   test('exec -t -- bash: a prompt, 6*7 is 42, a resize reaches stty size, the terminal is restored', async () => {
@@ -86,10 +86,10 @@ describe('a terminal through sandboxd, driven in tmux', { skip: await needs([tmu
     await tmux.waitForScreen(/^40 120$/m);
     await tmux.type('exit 5');
 
-    const { before, after } = await run.exited;
+    const { modesBefore, modesAfter } = await run.exited;
     await tmux.waitForScreen('exec exited 5');
-    assert.equal(after, before);
-    assert.doesNotMatch(before, /(^|\s)-icanon(\s|$)/);
+    assert.equal(modesAfter, modesBefore);
+    assert.doesNotMatch(modesBefore, /(^|\s)-icanon(\s|$)/);
   });
 
   test('attach: to a running terminal by id; detach keys leave it running; attach by pid until it exits', async () => {
@@ -117,7 +117,7 @@ describe('a terminal through sandboxd, driven in tmux', { skip: await needs([tmu
       const detached = await first.exited;
       await tmux.waitForScreen('attach1 exited 0');
       assert.match(await tmux.screen(), /sandboxd: detached; `sandboxd attach \S+` returns to it/);
-      assert.equal(detached.after, detached.before);
+      assert.equal(detached.modesAfter, detached.modesBefore);
       assert.equal((await client.terminal(created.session_id)).is_alive, true);
       assert.equal(isAlive(pid), true);
 
@@ -130,7 +130,7 @@ describe('a terminal through sandboxd, driven in tmux', { skip: await needs([tmu
       await tmux.type('exit 3');
       const ended = await second.exited;
       await tmux.waitForScreen('attach2 exited 3');
-      assert.equal(ended.after, ended.before);
+      assert.equal(ended.modesAfter, ended.modesBefore);
       const info = await client.terminal(created.session_id);
       assert.deepEqual([info.is_alive, info.exit_code], [false, 3]);
     } finally {
@@ -149,13 +149,13 @@ describe('a terminal through sandboxd, driven in tmux', { skip: await needs([tmu
     await tmux.waitForScreen(/^doomed\$/m);
     const [session] = await sandboxClient(doomed).terminals();
     doomed.child.kill('SIGKILL');
-    const { before, after } = await run.exited;
+    const { modesBefore, modesAfter } = await run.exited;
     await tmux.waitForScreen('lost exited 125');
     assert.match(
       await tmux.screen(),
       /sandboxd: lost the connection to terminal session \S+; it may still run/,
     );
-    assert.equal(after, before);
+    assert.equal(modesAfter, modesBefore);
     // Its terminal's master went with the daemon: the shell got SIGHUP.
     await eventually(() => !isAlive(session?.pid as number));
     await rm(dataDir, { recursive: true, force: true });

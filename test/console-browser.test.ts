@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe } from 'node:test';
+import { describe } from 'node:test';
 import type { Browser, Page, Request, WebSocketRoute } from 'playwright-core';
 import { restClient } from './helpers/api.ts';
 import {
@@ -13,28 +13,33 @@ import {
   shellEnvironment,
   terminalText,
 } from './helpers/browser.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { startDaemon, useDaemon } from './helpers/daemon.ts';
 import { chromium, needs } from './helpers/tools.ts';
 
 const TOKEN = 'browser-test-token-91d2';
 const inChromium = { skip: await needs([chromium]) };
 
-let daemon: TestDaemon;
 let shell: Record<string, string>;
 let client: ReturnType<typeof restClient>;
 let browser: Browser;
-before(async () => {
-  if (inChromium.skip) return;
-  await buildAssets();
-  shell = await shellEnvironment();
-  daemon = await startDaemon(['--token', TOKEN], shell);
-  client = restClient(daemon);
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await daemon?.stop();
-  if (shell) await rm(shell.HOME as string, { recursive: true, force: true });
+const daemon = useDaemon({
+  skip: inChromium.skip,
+  args: ['--token', TOKEN],
+  beforeStart: async () => {
+    await buildAssets();
+    shell = await shellEnvironment();
+  },
+  env: () => shell,
+  afterStart: async () => {
+    client = restClient(daemon);
+    browser = await launchBrowser();
+  },
+  beforeStop: async () => {
+    await browser?.close();
+  },
+  afterStop: async () => {
+    if (shell) await rm(shell.HOME as string, { recursive: true, force: true });
+  },
 });
 
 const open = (page: Page, hash: string) => page.goto(`${daemon.url}/ui/${hash}`);
@@ -370,13 +375,13 @@ describe('console: terminal', inChromium, () => {
         const [, rows, cols] = pattern.exec(line) as RegExpExecArray;
         return [Number(rows), Number(cols)];
       };
-      const rowsOnScreen = () => page.$$eval('.xterm-rows > div', (rows) => rows.length);
+      const rowsOnScreen = () => page.$$eval('.xterm-rows > div', (rowElements) => rowElements.length);
 
       const [rows, cols] = await size('BIG');
       assert.equal(rows, await rowsOnScreen());
       await page.setViewportSize({ width: 800, height: 500 });
       await page.waitForFunction(
-        (before) => document.querySelectorAll('.xterm-rows > div').length !== before,
+        (rowsBefore) => document.querySelectorAll('.xterm-rows > div').length !== rowsBefore,
         rows,
       );
       const [smallRows, smallCols] = await size('SMALL');

@@ -1,31 +1,33 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { type AddressInfo, createServer } from 'node:net';
-import { after, before, describe } from 'node:test';
+import { describe } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { ProcessInfo } from '../src/client/index.ts';
 import { restClient } from './helpers/api.ts';
 import { browserTest, buildAssets, launchBrowser, logIn } from './helpers/browser.ts';
 import { unusedPort } from './helpers/cli.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { useDaemon } from './helpers/daemon.ts';
 import { chromium, needs } from './helpers/tools.ts';
 
 const TOKEN = 'console-ports-token-5e1a';
 const inChromium = { skip: await needs([chromium]) };
 
-let daemon: TestDaemon;
 let rest: ReturnType<typeof restClient>;
 let browser: Browser;
-before(async () => {
-  if (inChromium.skip) return;
-  await buildAssets();
-  daemon = await startDaemon(['--token', TOKEN]);
-  rest = restClient(daemon);
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await daemon?.stop();
+const daemon = useDaemon({
+  skip: inChromium.skip,
+  args: ['--token', TOKEN],
+  beforeStart: async () => {
+    await buildAssets();
+  },
+  afterStart: async () => {
+    rest = restClient(daemon);
+    browser = await launchBrowser();
+  },
+  beforeStop: async () => {
+    await browser?.close();
+  },
 });
 
 /** An HTTP server on 127.0.0.1:port, started through the API, that answers with a greeting. */

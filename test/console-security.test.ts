@@ -4,26 +4,29 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { restClient } from './helpers/api.ts';
 import { browserTest, buildAssets, launchBrowser, logIn, shellEnvironment } from './helpers/browser.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { startDaemon, useDaemon } from './helpers/daemon.ts';
 import { chromium, needs } from './helpers/tools.ts';
 
 const TOKEN = 'console-secret-7f3a9c1e5b';
 
-let daemon: TestDaemon;
 let shell: Record<string, string>;
 let client: ReturnType<typeof restClient>;
 let origin: string;
 let sizes: Awaited<ReturnType<typeof buildAssets>>;
-before(async () => {
-  sizes = await buildAssets();
-  shell = await shellEnvironment();
-  daemon = await startDaemon(['--token', TOKEN], shell);
-  client = restClient(daemon);
-  origin = daemon.url;
-});
-after(async () => {
-  await daemon.stop();
-  await rm(shell.HOME as string, { recursive: true, force: true });
+const daemon = useDaemon({
+  args: ['--token', TOKEN],
+  beforeStart: async () => {
+    sizes = await buildAssets();
+    shell = await shellEnvironment();
+  },
+  env: () => shell,
+  afterStart: () => {
+    client = restClient(daemon);
+    origin = daemon.url;
+  },
+  afterStop: async () => {
+    await rm(shell.HOME as string, { recursive: true, force: true });
+  },
 });
 
 /** A plain HTTP request, redirects not followed. */
@@ -119,7 +122,7 @@ describe('console login', () => {
 
   test('a cross-origin POST is refused, even from another port of the same host', async () => {
     const cookie = await logInCookie();
-    const before = (await client.call('GET', '/processes')).body as { processes: unknown[] };
+    const listedBefore = (await client.call('GET', '/processes')).body as { processes: unknown[] };
     const port = Number(new URL(daemon.url).port);
     const attempts: Record<string, string>[] = [
       { origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' },
@@ -141,8 +144,8 @@ describe('console login', () => {
     // Reads from another origin are refused too, where the browser says where they come from.
     const read = await request('/api/v1/processes', { headers: { cookie, 'sec-fetch-site': 'same-site' } });
     assert.equal(read.status, 403);
-    const after = (await client.call('GET', '/processes')).body as { processes: unknown[] };
-    assert.equal(after.processes.length, before.processes.length);
+    const listedAfter = (await client.call('GET', '/processes')).body as { processes: unknown[] };
+    assert.equal(listedAfter.processes.length, listedBefore.processes.length);
 
     const login = await request('/ui/login', {
       method: 'POST',
@@ -209,7 +212,7 @@ describe('console in the browser', { skip: await needs([chromium]) }, () => {
     () => browser,
     async ({ page }) => {
       const urls: string[] = [];
-      page.on('request', (request) => urls.push(request.url()));
+      page.on('request', (pageRequest) => urls.push(pageRequest.url()));
       page.on('websocket', (socket) => urls.push(socket.url()));
       await logIn(page, daemon);
       const seen = [];

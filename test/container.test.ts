@@ -152,10 +152,10 @@ describe('the container recipe (Dockerfile)', () => {
         assert.match(await ui.text(), /<html/i);
 
         // tini, then the daemon itself: the entrypoint script replaced itself with it.
-        const tini = container.child.pid as number;
-        [daemon] = await children(tini);
+        const tiniPid = container.child.pid as number;
+        [daemon] = await children(tiniPid);
         assert.ok(daemon, 'tini has no child');
-        assert.equal((await commandLine(tini))[0], 'tini');
+        assert.equal((await commandLine(tiniPid))[0], 'tini');
         // The entrypoint hands the daemon the secret file's path, never the token itself.
         const [serve, ...options] = image.cmd;
         assert.deepEqual((await commandLine(daemon)).slice(1), [
@@ -169,7 +169,7 @@ describe('the container recipe (Dockerfile)', () => {
           '--envd-port',
           '0',
         ]);
-        for (const pid of [tini, daemon]) {
+        for (const pid of [tiniPid, daemon]) {
           assert.ok(
             !(await commandLine(pid)).join(' ').includes(TOKEN),
             `the token is on ${pid}'s command line`,

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readlinkSync, rmdirSync, writeFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Signal } from '../src/gen/process/process_pb.ts';
 import { restClient } from './helpers/api.ts';
-import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, isAlive, startDaemon, type TestDaemon, useDaemon } from './helpers/daemon.ts';
 import { collect, processClient, started } from './helpers/envd.ts';
 import { ESCAPES, killQuietly, pidsIn } from './helpers/escapes.ts';
 
@@ -81,17 +81,16 @@ const modes: Mode[] = [
 
 for (const mode of modes) {
   describe(`containment, ${mode.name}`, { skip: mode.skip }, () => {
-    let daemon: TestDaemon;
     let client: ReturnType<typeof restClient>;
     let cgroupDirectory: string | undefined;
-    before(async () => {
-      daemon = await startDaemon(mode.args, {}, { wrap: mode.wrap });
-      client = restClient(daemon);
-      const where = mode.line.exec(daemon.output())?.[1];
-      cgroupDirectory = where && (mode.outside ? mode.outside(where) : where);
-    });
-    after(async () => {
-      await daemon.stop();
+    const daemon = useDaemon({
+      args: mode.args,
+      wrap: mode.wrap,
+      afterStart: () => {
+        client = restClient(daemon);
+        const where = mode.line.exec(daemon.output())?.[1];
+        cgroupDirectory = where && (mode.outside ? mode.outside(where) : where);
+      },
     });
 
     test('the start-up line says how descendants are tracked, and orphans are reaped', () => {

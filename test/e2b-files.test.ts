@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   FileNotFoundError,
   type FilesystemEvent,
@@ -11,20 +11,19 @@ import {
   InvalidArgumentError,
   Sandbox,
 } from 'e2b';
-import { eventually, inotifyWatches, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, inotifyWatches, useDaemon } from './helpers/daemon.ts';
 
 // The official e2b SDK in debug mode: files.* over plain /files and the filesystem.Filesystem service.
-let daemon: TestDaemon;
 let sandbox: Sandbox;
 let root: string;
-before(async () => {
-  daemon = await startDaemon();
-  sandbox = await Sandbox.create({ debug: true, sandboxUrl: daemon.url });
-  root = await mkdtemp(join(tmpdir(), 'sandboxd-e2b-files-'));
-});
-after(async () => {
-  await daemon.stop();
-  await rm(root, { recursive: true, force: true });
+const daemon = useDaemon({
+  afterStart: async () => {
+    sandbox = await Sandbox.create({ debug: true, sandboxUrl: daemon.url });
+    root = await mkdtemp(join(tmpdir(), 'sandboxd-e2b-files-'));
+  },
+  afterStop: async () => {
+    await rm(root, { recursive: true, force: true });
+  },
 });
 
 async function text(stream: ReadableStream<Uint8Array>): Promise<string> {

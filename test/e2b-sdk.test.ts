@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { CommandExitError, Sandbox, TimeoutError } from 'e2b';
 import { restClient } from './helpers/api.ts';
-import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, isAlive, useDaemon } from './helpers/daemon.ts';
 
 // The official e2b SDK in debug mode makes no cloud call and talks Connect-JSON to sandboxUrl.
-let daemon: TestDaemon;
 let sandbox: Sandbox;
-before(async () => {
-  daemon = await startDaemon();
-  sandbox = await Sandbox.create({ debug: true, sandboxUrl: daemon.url });
-});
-after(async () => {
-  await daemon.stop();
+const daemon = useDaemon({
+  afterStart: async () => {
+    sandbox = await Sandbox.create({ debug: true, sandboxUrl: daemon.url });
+  },
 });
 
 /** Resolves when `text` (growing through onData) contains the needle. */

@@ -1,20 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { Signal } from '../src/gen/process/process_pb.ts';
 import { restClient } from './helpers/api.ts';
-import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, isAlive, useDaemon } from './helpers/daemon.ts';
 import { collect, type ProcessClient, processClient, started } from './helpers/envd.ts';
 
-let daemon: TestDaemon;
 let rpc: ProcessClient;
-before(async () => {
-  daemon = await startDaemon();
-  rpc = processClient(daemon);
-});
-after(async () => {
-  await daemon.stop();
+const daemon = useDaemon({
+  afterStart: () => {
+    rpc = processClient(daemon);
+  },
 });
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -89,8 +86,8 @@ describe('process.Process over Connect with binary protobuf', () => {
     assert.equal(late.stdout, 'first\nsecond\n');
     assert.equal(late.end?.exitCode, 0);
     // Attaching after the end still gives start, the replay and the end.
-    const after = await collect(rpc.connect({ process: { selector: { case: 'pid', value: pid } } }));
-    assert.deepEqual([after.pid, after.stdout, after.end?.exitCode], [pid, 'first\nsecond\n', 0]);
+    const afterEnd = await collect(rpc.connect({ process: { selector: { case: 'pid', value: pid } } }));
+    assert.deepEqual([afterEnd.pid, afterEnd.stdout, afterEnd.end?.exitCode], [pid, 'first\nsecond\n', 0]);
   });
 
   test('StreamInput carries a client stream of input over HTTP/1.1', async () => {
@@ -118,7 +115,7 @@ describe('process.Process over Connect with binary protobuf', () => {
 
   test('SendSignal SIGKILL kills the group; the end says so', async () => {
     const { pid, rest } = await started(rpc.start(shell('sleep 1000 & echo $!; wait')));
-    const child = Number((await collect(rest, (seen) => seen.stdout.includes('\n'))).stdout.trim());
+    const child = Number((await collect(rest, (soFar) => soFar.stdout.includes('\n'))).stdout.trim());
     const watcher = collect(rpc.connect({ process: { selector: { case: 'pid', value: pid } } }));
     await rpc.sendSignal({ process: { selector: { case: 'pid', value: pid } }, signal: Signal.SIGKILL });
     const seen = await watcher;

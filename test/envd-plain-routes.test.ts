@@ -1,15 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { eventually, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { test } from 'node:test';
+import { eventually, useDaemon } from './helpers/daemon.ts';
 
-let daemon: TestDaemon;
-before(async () => {
-  // --envd-port 0: a second free port stands in for envd's 49983, which may be taken here.
-  daemon = await startDaemon(['--envd', '--envd-port', '0'], { SANDBOXD_TEST_MARKER: 'marker-value' });
-});
-after(async () => {
-  await daemon.stop();
-});
+// --envd-port 0: a second free port stands in for envd's 49983, which may be taken here.
+const daemon = useDaemon(['--envd', '--envd-port', '0'], { SANDBOXD_TEST_MARKER: 'marker-value' });
 
 test('--envd listens on a second port that serves the same daemon', async () => {
   const listening = () =>

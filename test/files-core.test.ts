@@ -175,14 +175,14 @@ describe('atomic writes', () => {
     await writeFile(path, 'old');
     await chmod(path, 0o640);
     await chown(path, NOBODY.uid, NOBODY.gid);
-    const before = await stat(path);
+    const old = await stat(path);
     const result = await writeAtomically(path, Readable.from([Buffer.from('new')]));
     assert.equal(result.created, false);
-    const after = await stat(path);
+    const replaced = await stat(path);
     assert.equal(await readFile(path, 'utf8'), 'new');
-    assert.equal(after.mode & 0o7777, 0o640);
-    assert.deepEqual([after.uid, after.gid], [NOBODY.uid, NOBODY.gid]);
-    assert.notEqual(after.ino, before.ino);
+    assert.equal(replaced.mode & 0o7777, 0o640);
+    assert.deepEqual([replaced.uid, replaced.gid], [NOBODY.uid, NOBODY.gid]);
+    assert.notEqual(replaced.ino, old.ino);
   });
 
   test('an owner given owns the file and the directories made for it', async () => {

@@ -11,20 +11,19 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { EventType, Filesystem, FileType } from '../src/gen/filesystem/filesystem_pb.ts';
-import { eventually, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, useDaemon } from './helpers/daemon.ts';
 
 const NOBODY = { uid: 65534, gid: 65534 };
 const MiB = 1024 * 1024;
 
-let daemon: TestDaemon;
 let root: string;
-before(async () => {
-  daemon = await startDaemon();
-  root = await mkdtemp(join(tmpdir(), 'sandboxd-files-http-'));
-});
-after(async () => {
-  await daemon.stop();
-  await rm(root, { recursive: true, force: true });
+const daemon = useDaemon({
+  afterStart: async () => {
+    root = await mkdtemp(join(tmpdir(), 'sandboxd-files-http-'));
+  },
+  afterStop: async () => {
+    await rm(root, { recursive: true, force: true });
+  },
 });
 
 const q = (path: string) => encodeURIComponent(path);
@@ -484,16 +483,17 @@ describe('filesystem.Filesystem over Connect', () => {
 
 describe('files the daemon may not touch', () => {
   // A daemon running as nobody meets the operating system's permissions.
-  let limited: TestDaemon;
   let home: string;
-  before(async () => {
-    home = await mkdtemp(join(tmpdir(), 'sandboxd-nobody-home-'));
-    await import('node:fs/promises').then(({ chown }) => chown(home, NOBODY.uid, NOBODY.gid));
-    limited = await startDaemon([], { HOME: home }, { user: NOBODY });
-  });
-  after(async () => {
-    await limited.stop();
-    await rm(home, { recursive: true, force: true });
+  const limited = useDaemon({
+    user: NOBODY,
+    beforeStart: async () => {
+      home = await mkdtemp(join(tmpdir(), 'sandboxd-nobody-home-'));
+      await import('node:fs/promises').then(({ chown }) => chown(home, NOBODY.uid, NOBODY.gid));
+    },
+    env: () => ({ HOME: home }),
+    afterStop: async () => {
+      await rm(home, { recursive: true, force: true });
+    },
   });
 
   test('no permission is 403 in REST, /files and Connect', async () => {

@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { after, before, test } from 'node:test';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { test } from 'node:test';
+import { useDaemon } from './helpers/daemon.ts';
 
 // Requests no well-behaved client sends: each must get an answer or a closed connection, and
 // the daemon must go on serving.
-let daemon: TestDaemon;
-before(async () => {
-  daemon = await startDaemon(['--token', 'hostile-test']);
-});
-after(async () => {
-  assert.equal(await daemon.stop(), 0, daemon.output());
+const daemon = useDaemon({
+  args: ['--token', 'hostile-test'],
+  stop: async (stopping) => assert.equal(await stopping.stop(), 0, stopping.output()),
 });
 
 async function rawSocket(): Promise<Socket> {

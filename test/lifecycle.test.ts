@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { restClient } from './helpers/api.ts';
-import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, isAlive, useDaemon } from './helpers/daemon.ts';
 
-let daemon: TestDaemon;
 let client: ReturnType<typeof restClient>;
-before(async () => {
-  daemon = await startDaemon();
-  client = restClient(daemon);
-});
-after(async () => {
-  await daemon.stop();
+const daemon = useDaemon({
+  afterStart: () => {
+    client = restClient(daemon);
+  },
 });
 
 test('a backgrounded grandchild holding stdout open does not hold the follow stream open', async () => {
@@ -133,14 +130,17 @@ test('names address processes; a managed process restarts by its policy', async 
 
 test('finished processes hold no file descriptors, whatever they printed', async () => {
   const descriptors = () => readdirSync(`/proc/${daemon.child.pid}/fd`).length;
-  const before = descriptors();
+  const descriptorsAtFirst = descriptors();
   for (let i = 0; i < 20; i++) {
     // 2 MiB of output: more than the memory budget, so it goes to spill files.
     const script = `yes abcdefghijklmnopqrstuvwxyz0123456789 | head -c ${2 * 1024 * 1024}`;
     const { pid } = await client.start({ command: 'sh', args: ['-c', script] });
     await client.waitForEnd(pid);
   }
-  assert.ok(descriptors() < before + 5, `${descriptors() - before} more descriptors after 20 processes`);
+  assert.ok(
+    descriptors() < descriptorsAtFirst + 5,
+    `${descriptors() - descriptorsAtFirst} more descriptors after 20 processes`,
+  );
 });
 
 test('of concurrent starts with one name, one wins and the rest get 409', async () => {

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import WebSocket from 'ws';
@@ -12,7 +12,7 @@ import type { SandboxClient } from '../src/client/index.ts';
 import { readSse } from '../src/client/sse.ts';
 import { sandboxClient } from './helpers/api.ts';
 import { cli } from './helpers/cli.ts';
-import { ROOT, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { ROOT, useDaemon } from './helpers/daemon.ts';
 
 type Json = Record<string, unknown>;
 
@@ -138,22 +138,20 @@ class Conformance {
 }
 
 const TOKEN = 'openapi-token';
-let daemon: TestDaemon;
 let client: SandboxClient;
-let document: Json;
-before(async () => {
-  daemon = await startDaemon(['--token', TOKEN]);
-  client = sandboxClient(daemon);
-  document = JSON.parse(await readFile(join(ROOT, 'openapi.json'), 'utf8')) as Json;
-});
-after(async () => {
-  await daemon.stop();
+let committed: Json;
+const daemon = useDaemon({
+  args: ['--token', TOKEN],
+  afterStart: async () => {
+    client = sandboxClient(daemon);
+    committed = JSON.parse(await readFile(join(ROOT, 'openapi.json'), 'utf8')) as Json;
+  },
 });
 
 describe('the OpenAPI document', () => {
   test('the committed openapi.json is what the daemon serves and what `sandboxd openapi` prints', async () => {
     const served = await client.call<Json>('GET', '/openapi.json');
-    assert.deepEqual(served, document);
+    assert.deepEqual(served, committed);
     const printed = await cli(['openapi']);
     assert.equal(printed.code, 0);
     assert.equal(printed.stdout, await readFile(join(ROOT, 'openapi.json'), 'utf8'));
@@ -161,14 +159,14 @@ describe('the OpenAPI document', () => {
 
   test('is a valid OpenAPI 3.1 document', async () => {
     const validator = new Validator();
-    const result = await validator.validate(structuredClone(document));
+    const result = await validator.validate(structuredClone(committed));
     assert.deepEqual(result.errors ?? [], []);
     assert.equal(result.valid, true);
     assert.equal(validator.version, '3.1');
   });
 
   test("every operation's real answers, successes and errors, match it", async () => {
-    const conformance = new Conformance(document);
+    const conformance = new Conformance(committed);
     const api = daemon.api;
     const call = async (
       method: string,

@@ -1,19 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { restClient } from './helpers/api.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { useDaemon } from './helpers/daemon.ts';
 
 const LINES = 200_000;
 // Every third line goes to stderr; both streams are written as fast as awk can.
 const PRINTER = `awk 'BEGIN { for (i = 1; i <= ${LINES}; i++) { if (i % 3 == 0) print "line " i > "/dev/stderr"; else print "line " i } }'`;
 
-let daemon: TestDaemon;
-before(async () => {
-  daemon = await startDaemon();
-});
-after(async () => {
-  await daemon.stop();
-});
+const daemon = useDaemon();
 
 function assertEveryLineOnce(lines: { line: string; stream?: string }[]): void {
   assert.equal(lines.length, LINES);

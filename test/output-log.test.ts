@@ -51,9 +51,9 @@ async function readLines(log: OutputLog, query: LineQuery): Promise<{ lines: Out
   return { lines };
 }
 
-async function collect(log: OutputLog, after?: number, stream?: 'stdout' | 'stderr') {
+async function collect(log: OutputLog, afterId?: number, stream?: 'stdout' | 'stderr') {
   const lines: OutputLine[] = [];
-  for await (const batch of followLines(log, { after, stream })) lines.push(...onlyLines(batch));
+  for await (const batch of followLines(log, { after: afterId, stream })) lines.push(...onlyLines(batch));
   return lines;
 }
 

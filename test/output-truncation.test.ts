@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { get, type IncomingMessage, request } from 'node:http';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Sandbox } from 'e2b';
 import { restClient } from './helpers/api.ts';
-import { eventually, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, useDaemon } from './helpers/daemon.ts';
 import { runSdkScenario } from './helpers/tensorlake-sdk.ts';
 
 // A daemon that keeps little output, so that a follower that pauses falls behind for sure: each
@@ -16,13 +16,7 @@ const MAX_BYTES = 1_048_576;
 // A stream's spill segments hold an eighth of its cap each.
 const SEGMENT_BYTES = MAX_BYTES / 8;
 
-let daemon: TestDaemon;
-before(async () => {
-  daemon = await startDaemon(['--output-memory-bytes', '65536', '--output-max-bytes', String(MAX_BYTES)]);
-});
-after(async () => {
-  await daemon.stop();
-});
+const daemon = useDaemon(['--output-memory-bytes', '65536', '--output-max-bytes', String(MAX_BYTES)]);
 
 interface SseEvent {
   id?: string;

@@ -2,21 +2,19 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ListeningPortInfo, PortReady, ProcessInfo } from '../src/client/index.ts';
 import { restClient } from './helpers/api.ts';
 import { cli, unusedPort } from './helpers/cli.ts';
-import { eventually, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, useDaemon } from './helpers/daemon.ts';
 
 const TOKEN = 'ports-test-token';
-let daemon: TestDaemon;
 let rest: ReturnType<typeof restClient>;
-before(async () => {
-  daemon = await startDaemon(['--token', TOKEN]);
-  rest = restClient(daemon);
-});
-after(async () => {
-  await daemon.stop();
+const daemon = useDaemon({
+  args: ['--token', TOKEN],
+  afterStart: () => {
+    rest = restClient(daemon);
+  },
 });
 
 /** A node one-liner that listens on host:port (0: any free port) and prints the port it got. */

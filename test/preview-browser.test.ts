@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, describe } from 'node:test';
+import { describe } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { sandboxClient } from './helpers/api.ts';
 import { startApp, type TestApp } from './helpers/apps.ts';
 import { browserTest, launchBrowser } from './helpers/browser.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { useDaemon } from './helpers/daemon.ts';
 import { chromium, needs } from './helpers/tools.ts';
 
 const TOKEN = 'preview-browser-secret-93b2';
@@ -21,20 +21,24 @@ function helloApp(name: string): Promise<TestApp> {
 
 describe('a preview link in Chromium', { skip: await needs([chromium]) }, () => {
   let browser: Browser;
-  let daemon: TestDaemon;
   let app: TestApp;
   let otherApp: TestApp;
-  before(async () => {
-    browser = await launchBrowser();
-    app = await helloApp('the app');
-    otherApp = await helloApp('another app');
-    daemon = await startDaemon(['--token', TOKEN]);
-  });
-  after(async () => {
-    await browser?.close();
-    await daemon?.stop();
-    await app?.close();
-    await otherApp?.close();
+  const daemon = useDaemon({
+    args: ['--token', TOKEN],
+    beforeStart: async () => {
+      app = await helloApp('the app');
+      otherApp = await helloApp('another app');
+    },
+    afterStart: async () => {
+      browser = await launchBrowser();
+    },
+    beforeStop: async () => {
+      await browser?.close();
+    },
+    afterStop: async () => {
+      await app?.close();
+      await otherApp?.close();
+    },
   });
 
   browserTest(

@@ -3,33 +3,34 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { type IncomingMessage, request } from 'node:http';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import WebSocket, { WebSocketServer } from 'ws';
 import { PreviewAccess } from '../src/ports/preview-access.ts';
 import { previewLink } from '../src/ports/preview-link.ts';
 import { type Echo, echoApp, freePort, requestWithHost, startApp, type TestApp } from './helpers/apps.ts';
 import { cli } from './helpers/cli.ts';
-import { eventually, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, useDaemon } from './helpers/daemon.ts';
 
 const TOKEN = 'preview-secret-5d1c8e';
 const bearer = { authorization: `Bearer ${TOKEN}` };
 
-let daemon: TestDaemon;
 let daemonPort: number;
 let publicApp: TestApp;
 let privateApp: TestApp;
-
-before(async () => {
-  publicApp = await echoApp();
-  privateApp = await echoApp();
-  daemon = await startDaemon(['--token', TOKEN, '--public-port', String(publicApp.port)]);
-  daemonPort = Number(new URL(daemon.url).port);
-});
-after(async () => {
-  await daemon.stop();
-  await publicApp.close();
-  await privateApp.close();
+const daemon = useDaemon({
+  beforeStart: async () => {
+    publicApp = await echoApp();
+    privateApp = await echoApp();
+  },
+  args: () => ['--token', TOKEN, '--public-port', String(publicApp.port)],
+  afterStart: () => {
+    daemonPort = Number(new URL(daemon.url).port);
+  },
+  afterStop: async () => {
+    await publicApp.close();
+    await privateApp.close();
+  },
 });
 
 /** The Host a browser sends for the preview of a port. */
@@ -348,8 +349,8 @@ describe('streaming through a preview', () => {
       const pieces = res[Symbol.asyncIterator]();
       let echoed = '';
       for (const next of ['piece-2;', 'piece-3;']) {
-        const before = echoed.length;
-        while (echoed.length === before) echoed += String(((await pieces.next()).value as Buffer) ?? '');
+        const echoedSoFar = echoed.length;
+        while (echoed.length === echoedSoFar) echoed += String(((await pieces.next()).value as Buffer) ?? '');
         req.write(next);
       }
       req.end();
@@ -467,13 +468,15 @@ describe('apps that fail', () => {
     });
     try {
       const ws = daemon.url.replace('http', 'ws');
-      const before = new WebSocket(`${ws}/before`, { headers: { host: previewHost(app.port), ...bearer } });
-      const [, res] = (await once(before, 'unexpected-response')) as [unknown, IncomingMessage];
+      const beforeAnswer = new WebSocket(`${ws}/before`, {
+        headers: { host: previewHost(app.port), ...bearer },
+      });
+      const [, res] = (await once(beforeAnswer, 'unexpected-response')) as [unknown, IncomingMessage];
       assert.equal(res.statusCode, 502);
       let page = '';
       for await (const chunk of res) page += chunk;
       assert.match(page, new RegExp(`port ${app.port}`));
-      await closed(before, { abandon: true });
+      await closed(beforeAnswer, { abandon: true });
 
       const afterAnswer = new WebSocket(`${ws}/after`, {
         headers: { host: previewHost(app.port), ...bearer },

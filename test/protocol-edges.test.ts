@@ -2,18 +2,12 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { restClient } from './helpers/api.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { useDaemon } from './helpers/daemon.ts';
 import { collect, processClient } from './helpers/envd.ts';
 
-let daemon: TestDaemon;
-before(async () => {
-  daemon = await startDaemon();
-});
-after(async () => {
-  await daemon.stop();
-});
+const daemon = useDaemon();
 
 async function post(path: string, body: Uint8Array<ArrayBuffer>, headers: Record<string, string>) {
   const response = await fetch(`${daemon.url}${path}`, { method: 'POST', body, headers });
@@ -32,7 +26,7 @@ describe('Connect edges', () => {
   });
 
   test('a client that closes mid-body is no error worth a stack trace', async () => {
-    const before = daemon.output().length;
+    const printedSoFar = daemon.output().length;
     const { hostname, port } = new URL(daemon.url);
     const socket = connect(Number(port), hostname);
     await once(socket, 'connect');
@@ -43,7 +37,7 @@ describe('Connect edges', () => {
     // The next call is served after the daemon dealt with the closed one.
     assert.equal((await fetch(`${daemon.api}/health`)).status, 200);
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(daemon.output().slice(before), '');
+    assert.equal(daemon.output().slice(printedSoFar), '');
   });
 
   test('Keepalive-Ping-Interval beyond what a timer holds does not make keepalives fire at once', async () => {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { DaemonError, type SandboxClient } from '../src/client/index.ts';
 import { sandboxClient } from './helpers/api.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { type TestDaemon, useDaemon } from './helpers/daemon.ts';
 
 /** Opens a terminal's socket with exactly these headers; the status of a refusal, or 101. */
 async function upgrade(daemon: TestDaemon, sessionId: string, headers: Record<string, string>, query = '') {
@@ -49,13 +49,7 @@ async function withSession(daemon: TestDaemon, work: (id: string) => Promise<voi
 }
 
 describe("a terminal's WebSocket opened with the daemon's credentials instead of the session's token", () => {
-  let daemon: TestDaemon;
-  before(async () => {
-    daemon = await startDaemon(['--token', 'daemon-secret']);
-  });
-  after(async () => {
-    await daemon.stop();
-  });
+  const daemon = useDaemon(['--token', 'daemon-secret']);
 
   test('the daemon token as Bearer or X-Access-Token opens it; a wrong one is 403, no token at all 403', async () => {
     await withSession(daemon, async (id) => {
@@ -76,13 +70,7 @@ describe("a terminal's WebSocket opened with the daemon's credentials instead of
 });
 
 describe('on a daemon without a token', () => {
-  let daemon: TestDaemon;
-  before(async () => {
-    daemon = await startDaemon();
-  });
-  after(async () => {
-    await daemon.stop();
-  });
+  const daemon = useDaemon();
 
   test('a client that is not a web page opens it; a request with an Origin (a browser) is 403', async () => {
     await withSession(daemon, async (id) => {

@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { restClient } from './helpers/api.ts';
-import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, isAlive, useDaemon } from './helpers/daemon.ts';
 
 const TOKEN = 'daemon-token';
-let daemon: TestDaemon;
 let client: ReturnType<typeof restClient>;
-before(async () => {
-  daemon = await startDaemon(['--token', TOKEN, '--pty-idle-timeout-ms', '500']);
-  client = restClient(daemon);
-});
-after(async () => {
-  await daemon.stop();
+const daemon = useDaemon({
+  args: ['--token', TOKEN, '--pty-idle-timeout-ms', '500'],
+  afterStart: () => {
+    client = restClient(daemon);
+  },
 });
 
 interface Session {
@@ -202,14 +200,8 @@ describe('terminal sessions over WebSocket', () => {
 });
 
 describe('an idle timeout longer than a Node timer holds', () => {
-  let longIdle: TestDaemon;
-  before(async () => {
-    // 2^32 ms, about 50 days: a plain setTimeout of it fires after 1 ms.
-    longIdle = await startDaemon(['--token', TOKEN, '--pty-idle-timeout-ms', String(2 ** 32)]);
-  });
-  after(async () => {
-    await longIdle.stop();
-  });
+  // 2^32 ms, about 50 days: a plain setTimeout of it fires after 1 ms.
+  const longIdle = useDaemon(['--token', TOKEN, '--pty-idle-timeout-ms', String(2 ** 32)]);
 
   test('keeps an unattached session for that long, not for a millisecond', async () => {
     const api = restClient(longIdle);
@@ -219,14 +211,14 @@ describe('an idle timeout longer than a Node timer holds', () => {
     try {
       // Its process ends on its own, long after a timer of 1 ms would have reaped the session.
       await eventually(async () => {
-        const { status, body } = await api.call('GET', `/pty/${id}`);
-        assert.equal(status, 200, 'the session was reaped');
-        return !(body as { is_alive: boolean }).is_alive;
+        const polled = await api.call('GET', `/pty/${id}`);
+        assert.equal(polled.status, 200, 'the session was reaped');
+        return !(polled.body as { is_alive: boolean }).is_alive;
       });
-      const after = await api.call('GET', `/pty/${id}`);
-      assert.equal(after.status, 200);
+      const ended = await api.call('GET', `/pty/${id}`);
+      assert.equal(ended.status, 200);
       assert.deepEqual(
-        [(after.body as { is_alive: boolean }).is_alive, (after.body as { exit_code: number }).exit_code],
+        [(ended.body as { is_alive: boolean }).is_alive, (ended.body as { exit_code: number }).exit_code],
         [false, 3],
       );
     } finally {

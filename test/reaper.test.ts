@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { restClient } from './helpers/api.ts';
-import { eventually, isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, isAlive, useDaemon } from './helpers/daemon.ts';
 import { killQuietly, pidsIn } from './helpers/escapes.ts';
 
 const isRoot = process.getuid?.() === 0;
@@ -13,22 +13,23 @@ const orphans = (count: number, seconds: number, exitCode: number) =>
   `i=0; while [ $i -lt ${count} ]; do sh -c 'sleep ${seconds} & echo $!'; i=$((i+1)); done; exit ${exitCode}`;
 
 describe('as PID 1 of a PID namespace', { skip: isRoot ? false : 'unshare --pid needs root' }, () => {
-  let daemon: TestDaemon;
   let client: ReturnType<typeof restClient>;
   let daemonPid: number;
-  before(async () => {
-    daemon = await startDaemon([], {}, { wrap: ['unshare', '--pid', '--fork', '--mount-proc'] });
-    client = restClient(daemon);
-    // unshare forks the daemon, which is PID 1 inside and has a pid of its own out here.
-    daemonPid = childrenOf(daemon.child.pid as number)[0]?.pid as number;
-    assert.ok(daemonPid, 'the daemon runs under unshare');
-  });
-  after(async () => {
+  const daemon = useDaemon({
+    wrap: ['unshare', '--pid', '--fork', '--mount-proc'],
+    afterStart: () => {
+      client = restClient(daemon);
+      // unshare forks the daemon, which is PID 1 inside and has a pid of its own out here.
+      daemonPid = childrenOf(daemon.child.pid as number)[0]?.pid as number;
+      assert.ok(daemonPid, 'the daemon runs under unshare');
+    },
     // unshare itself ignores SIGTERM while it waits: the daemon is asked to stop, and unshare follows.
-    if (daemon.child.exitCode === null) {
-      process.kill(daemonPid, 'SIGTERM');
-      await once(daemon.child, 'exit');
-    }
+    stop: async () => {
+      if (daemon.child.exitCode === null) {
+        process.kill(daemonPid, 'SIGTERM');
+        await once(daemon.child, 'exit');
+      }
+    },
   });
 
   test('orphans of the processes it runs are reaped: no zombies pile up', async () => {
@@ -76,14 +77,11 @@ describe('as PID 1 of a PID namespace', { skip: isRoot ? false : 'unshare --pid 
 });
 
 describe('as a subreaper', () => {
-  let daemon: TestDaemon;
   let client: ReturnType<typeof restClient>;
-  before(async () => {
-    daemon = await startDaemon();
-    client = restClient(daemon);
-  });
-  after(async () => {
-    await daemon.stop();
+  const daemon = useDaemon({
+    afterStart: () => {
+      client = restClient(daemon);
+    },
   });
 
   test('orphans become the daemon’s children, and are reaped when they end', async () => {

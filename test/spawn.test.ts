@@ -2,22 +2,21 @@ import assert from 'node:assert/strict';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { restClient } from './helpers/api.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { useDaemon } from './helpers/daemon.ts';
 import { collect, processClient, started } from './helpers/envd.ts';
 
 // Processes start with posix_spawn where they can: each must start as Node's spawn would have
 // started it (signals, session, descriptors, lookup in PATH, errors).
-let daemon: TestDaemon;
 let dir: string;
-before(async () => {
-  daemon = await startDaemon();
-  dir = await mkdtemp(join(tmpdir(), 'sandboxd-spawn-'));
-});
-after(async () => {
-  await daemon.stop();
-  await rm(dir, { recursive: true, force: true });
+const daemon = useDaemon({
+  afterStart: async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sandboxd-spawn-'));
+  },
+  afterStop: async () => {
+    await rm(dir, { recursive: true, force: true });
+  },
 });
 
 async function run(body: Record<string, unknown>): Promise<{ stdout: string[]; exitCode: number | null }> {
@@ -114,7 +113,7 @@ describe('how a process starts', () => {
       open.filter(({ fd }) => Number(fd) <= 2).map(({ fd }) => fd),
       ['0', '1', '2'],
     );
-    for (const { fd, target } of open.filter(({ fd }) => Number(fd) > 2)) {
+    for (const { fd, target } of open.filter((descriptor) => Number(descriptor.fd) > 2)) {
       assert.ok(
         target.startsWith('/proc/') || inherited.has(fd),
         `fd ${fd} -> ${target} came from the daemon`,

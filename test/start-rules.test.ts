@@ -2,28 +2,30 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ConnectError } from '@connectrpc/connect';
 import { restClient } from './helpers/api.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { useDaemon } from './helpers/daemon.ts';
 import { collect, type ProcessClient, processClient } from './helpers/envd.ts';
 
 // The start rules both dialects share, seen through each: where a relative or `~` working
 // directory starts, which are refused, and how large a terminal may be.
-let daemon: TestDaemon;
 let home: string;
 let rest: ReturnType<typeof restClient>;
 let rpc: ProcessClient;
-before(async () => {
-  home = await realpath(await mkdtemp(join(tmpdir(), 'start-rules-home-')));
-  await mkdir(join(home, 'work'));
-  daemon = await startDaemon([], { HOME: home });
-  rest = restClient(daemon);
-  rpc = processClient(daemon);
-});
-after(async () => {
-  await daemon.stop();
-  await rm(home, { recursive: true, force: true });
+const daemon = useDaemon({
+  beforeStart: async () => {
+    home = await realpath(await mkdtemp(join(tmpdir(), 'start-rules-home-')));
+    await mkdir(join(home, 'work'));
+  },
+  env: () => ({ HOME: home }),
+  afterStart: () => {
+    rest = restClient(daemon);
+    rpc = processClient(daemon);
+  },
+  afterStop: async () => {
+    await rm(home, { recursive: true, force: true });
+  },
 });
 
 async function restPwd(workingDir: string) {

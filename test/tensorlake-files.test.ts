@@ -2,19 +2,19 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { test } from 'node:test';
+import { useDaemon } from './helpers/daemon.ts';
 import { runSdkScenario } from './helpers/tensorlake-sdk.ts';
 
-let daemon: TestDaemon;
 let root: string;
-before(async () => {
-  daemon = await startDaemon(['--token', 'files-token']);
-  root = await mkdtemp(join(tmpdir(), 'sandboxd-sdk-files-'));
-});
-after(async () => {
-  await daemon.stop();
-  await rm(root, { recursive: true, force: true });
+const daemon = useDaemon({
+  args: ['--token', 'files-token'],
+  afterStart: async () => {
+    root = await mkdtemp(join(tmpdir(), 'sandboxd-sdk-files-'));
+  },
+  afterStop: async () => {
+    await rm(root, { recursive: true, force: true });
+  },
 });
 
 test('the tensorlake SDK reads, writes, uploads, lists and deletes files', async () => {

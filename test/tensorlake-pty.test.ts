@@ -1,17 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { test } from 'node:test';
+import { useDaemon } from './helpers/daemon.ts';
 import { runSdkScenario } from './helpers/tensorlake-sdk.ts';
 
 const TOKEN = 'pty-daemon-token';
 
-let daemon: TestDaemon;
-before(async () => {
-  daemon = await startDaemon(['--token', TOKEN]);
-});
-after(async () => {
-  await daemon.stop();
-});
+const daemon = useDaemon(['--token', TOKEN]);
 
 test('the tensorlake SDK: create a terminal, type, resize, Ctrl-C, reattach with scrollback, exit', async () => {
   const seen = await runSdkScenario('tensorlake-pty-scenario.mjs', daemon);

@@ -1,17 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { isAlive, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { test } from 'node:test';
+import { isAlive, useDaemon } from './helpers/daemon.ts';
 import { runSdkScenario } from './helpers/tensorlake-sdk.ts';
 
 const TOKEN = 'sdk-token-1234';
 
-let daemon: TestDaemon;
-before(async () => {
-  daemon = await startDaemon(['--token', TOKEN]);
-});
-after(async () => {
-  await daemon.stop();
-});
+const daemon = useDaemon(['--token', TOKEN]);
 
 test('the official tensorlake SDK drives the daemon end to end', async () => {
   const seen = await runSdkScenario('tensorlake-scenario.mjs', daemon);

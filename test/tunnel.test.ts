@@ -6,10 +6,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { startCli, unusedPort } from './helpers/cli.ts';
-import { eventually, startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { eventually, startDaemon, type TestDaemon, useDaemon } from './helpers/daemon.ts';
 import { runSdkScenario } from './helpers/tensorlake-sdk.ts';
 import { needs, x11vnc, xev, xvfb } from './helpers/tools.ts';
 
@@ -88,13 +88,7 @@ const rssMiB = async (pid: number, field = 'VmRSS') =>
   Number(new RegExp(`${field}:\\s+(\\d+)`).exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
 
 describe('the TCP tunnel through the tensorlake SDK', () => {
-  let daemon: TestDaemon;
-  before(async () => {
-    daemon = await startDaemon(['--token', TOKEN]);
-  });
-  after(async () => {
-    await daemon.stop();
-  });
+  const daemon = useDaemon(['--token', TOKEN]);
 
   test('createTunnel: an HTTP server started through the SDK answers; 64 MiB and 32 parallel connections echo exactly', async () => {
     const seen = await runSdkScenario('tensorlake-tunnel-scenario.mjs', daemon, {
@@ -112,13 +106,7 @@ describe('the TCP tunnel through the tensorlake SDK', () => {
 });
 
 describe('the desktop through the tensorlake SDK', { skip: await needs([xvfb, x11vnc, xev]) }, () => {
-  let daemon: TestDaemon;
-  before(async () => {
-    daemon = await startDaemon(['--token', TOKEN]);
-  });
-  after(async () => {
-    await daemon.stop();
-  });
+  const daemon = useDaemon(['--token', TOKEN]);
 
   test('connectDesktop: a VNC desktop started through the SDK (Xvfb, x11vnc): its size, a PNG screenshot, a click', async () => {
     const seen = await runSdkScenario('tensorlake-tunnel-scenario.mjs', daemon, {
@@ -133,15 +121,15 @@ describe('the desktop through the tensorlake SDK', { skip: await needs([xvfb, x1
 });
 
 describe('the TCP tunnel over a plain WebSocket', () => {
-  let daemon: TestDaemon;
   let echo: { server: Server; port: number };
-  before(async () => {
-    daemon = await startDaemon(['--token', TOKEN]);
-    echo = await service((socket) => socket.pipe(socket));
-  });
-  after(async () => {
-    await daemon.stop();
-    await closeServer(echo.server);
+  const daemon = useDaemon({
+    args: ['--token', TOKEN],
+    beforeStart: async () => {
+      echo = await service((socket) => socket.pipe(socket));
+    },
+    afterStop: async () => {
+      await closeServer(echo.server);
+    },
   });
 
   test('every handshake answer: 101, 400 for a bad port, 401 without the token, 502 with nothing listening, 426 without an upgrade', async () => {
@@ -543,13 +531,7 @@ describe('tunnel limits', () => {
 });
 
 describe('sandboxd forward', () => {
-  let daemon: TestDaemon;
-  before(async () => {
-    daemon = await startDaemon(['--token', TOKEN]);
-  });
-  after(async () => {
-    await daemon.stop();
-  });
+  const daemon = useDaemon(['--token', TOKEN]);
 
   test('forwards local ports to services in the sandbox until Ctrl-C', async () => {
     const echo = await service((socket) => socket.pipe(socket));

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, realpathSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { Sandbox } from 'e2b';
 import { restClient } from './helpers/api.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { useDaemon } from './helpers/daemon.ts';
 import { collect, processClient } from './helpers/envd.ts';
 
 // Processes run as the user a request names. A user of the test's own (with a home and a
@@ -20,22 +20,23 @@ const SHOW = 'id -un; id -gn; id -Gn; pwd; echo "$HOME $USER $LOGNAME"';
 const basic = (name: string) => ({ authorization: `Basic ${Buffer.from(`${name}:`).toString('base64')}` });
 
 describe('processes run as the named user', { skip: isRoot ? false : 'switching users needs root' }, () => {
-  let daemon: TestDaemon;
   let client: ReturnType<typeof restClient>;
-  before(async () => {
-    execFileSync('groupadd', [extraGroup], { stdio: 'pipe' });
-    execFileSync('useradd', ['--create-home', '--home-dir', home, '--groups', extraGroup, userName], {
-      stdio: 'pipe',
-    });
-    mkdirSync(`${home}/sub`);
-    execFileSync('chown', [`${userName}:`, `${home}/sub`], { stdio: 'pipe' });
-    daemon = await startDaemon();
-    client = restClient(daemon);
-  });
-  after(async () => {
-    await daemon?.stop();
-    execFileSync('userdel', ['--remove', userName], { stdio: 'pipe' });
-    execFileSync('groupdel', [extraGroup], { stdio: 'pipe' });
+  const daemon = useDaemon({
+    beforeStart: () => {
+      execFileSync('groupadd', [extraGroup], { stdio: 'pipe' });
+      execFileSync('useradd', ['--create-home', '--home-dir', home, '--groups', extraGroup, userName], {
+        stdio: 'pipe',
+      });
+      mkdirSync(`${home}/sub`);
+      execFileSync('chown', [`${userName}:`, `${home}/sub`], { stdio: 'pipe' });
+    },
+    afterStart: () => {
+      client = restClient(daemon);
+    },
+    afterStop: () => {
+      execFileSync('userdel', ['--remove', userName], { stdio: 'pipe' });
+      execFileSync('groupdel', [extraGroup], { stdio: 'pipe' });
+    },
   });
 
   test('Connect Start: the user, their groups, their home as cwd, HOME/USER/LOGNAME as envd sets them', async () => {

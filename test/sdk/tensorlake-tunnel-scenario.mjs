@@ -80,7 +80,7 @@ async function tunnelScenario() {
       randomBytes(1024 * 1024 + Math.floor(Math.random() * 4096)),
     );
     const results = await Promise.all(pieces.map((piece) => echoThrough(echo.address().port, piece)));
-    seen.parallel = results.map((back, index) => sha256(back) === sha256(pieces[index]));
+    seen.parallel = results.map((echoed, index) => sha256(echoed) === sha256(pieces[index]));
   } finally {
     await echo.close();
   }
