@@ -1,18 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { cli } from './helpers/cli.ts';
-import { startDaemon, type TestDaemon } from './helpers/daemon.ts';
+import { useDaemon } from './helpers/daemon.ts';
 import { runSdkScenario } from './helpers/tensorlake-sdk.ts';
 
 // Managed processes as the SDK types them: health checks, waits, names, the last exit.
 
-let daemon: TestDaemon;
-before(async () => {
-  daemon = await startDaemon();
-});
-after(async () => {
-  await daemon.stop();
-});
+const daemon = useDaemon();
 
 async function send(method: string, path: string, body?: unknown) {
   const response = await fetch(`${daemon.api}${path}`, {
