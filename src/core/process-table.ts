@@ -181,7 +181,7 @@ export class ProcessTable {
   private async spawn(spec: ProcessSpec): Promise<SandboxProcess> {
     const { log, stdin, drainGraceMs, containment } = this.options;
     const spillDir = join(this.dataDir, `process-${++this.spawnCount}`);
-    const cell = await containment.cell();
+    const cell = await containment.cell(spec.limits);
     const diskUse = (delta: number) => this.countSpill(delta);
     const process = await SandboxProcess.spawn(spec, {
       log: { ...log, spillDir, diskUse },
