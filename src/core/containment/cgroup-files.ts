@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs';
+import { constants, writeSync } from 'node:fs';
 import { type FileHandle, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Limits } from '../start-request.ts';
@@ -7,6 +7,9 @@ import type { Usage } from './types.ts';
 
 // The files of one cgroup that hold limits and counts, cgroup v2's and v1's. Everything takes the
 // cgroup's directory, so that it can be tried on a tree of plain files laid out as the kernel's.
+
+// Never O_CREAT: a file the kernel does not offer must fail (ENOENT), not appear.
+const WRITE_EXISTING = constants.O_WRONLY | constants.O_TRUNC;
 
 /** cgroup v2's cpu.max and v1's cfs period: the quota is CPU time per 100 ms. */
 export const CPU_PERIOD_US = 100_000;
@@ -71,7 +74,7 @@ export function limitWrites(version: 1 | 2, controller: Controller, limits: Limi
 export async function writeCgroupFiles(directory: string, writes: CgroupWrite[]): Promise<void> {
   for (const { file, value, ifPresent } of writes) {
     try {
-      await writeFile(join(directory, file), value);
+      await writeFile(join(directory, file), value, { flag: WRITE_EXISTING });
     } catch (error) {
       if (!(ifPresent && (error as NodeJS.ErrnoException).code === 'ENOENT')) throw error;
     }
@@ -92,7 +95,7 @@ export async function openCgroupFiles(directory: string, writes: CgroupWrite[]):
     for (const { file, value, ifPresent } of writes) {
       const path = join(directory, file);
       try {
-        opened.push({ path, value, handle: await open(path, 'w') });
+        opened.push({ path, value, handle: await open(path, constants.O_WRONLY) });
       } catch (error) {
         if (!(ifPresent && (error as NodeJS.ErrnoException).code === 'ENOENT')) throw error;
       }
@@ -129,7 +132,7 @@ export async function enableControllers(
   const refused = new Map<string, string>();
   for (const controller of controllers) {
     try {
-      await writeFile(join(directory, 'cgroup.subtree_control'), `+${controller}`);
+      await writeFile(join(directory, 'cgroup.subtree_control'), `+${controller}`, { flag: WRITE_EXISTING });
     } catch (error) {
       refused.set(controller, (error as NodeJS.ErrnoException).code ?? String(error));
     }

@@ -387,7 +387,8 @@ async function limitSources(
   for (const controller of V1_CONTROLLERS) {
     if (cellControllers.has(controller)) continue;
     const found = await cgroup1Location(controller);
-    if (!found) continue;
+    // A mount listed but out of reach (another mounted over it) is as good as none.
+    if (!found || !(await reachable(found.ownDirectory))) continue;
     if (flavour.version === 1 && found.mountPoint === location.mountPoint) {
       // Mounted with the freezer: the cell's own cgroup has it.
       cellControllers.add(controller);
@@ -407,6 +408,13 @@ async function limitSources(
     },
     v1Locations,
   };
+}
+
+function reachable(directory: string): Promise<boolean> {
+  return access(join(directory, 'cgroup.procs')).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function signalMembers(directory: string, signal: number): Promise<void> {
