@@ -45,7 +45,8 @@ async function cgroup(name: string, files: Record<string, string>): Promise<stri
 
 async function contents(directory: string, files: string[]): Promise<Record<string, string>> {
   const read: Record<string, string> = {};
-  for (const file of files) read[file] = await readFile(join(directory, file), 'utf8').catch(() => '(absent)');
+  for (const file of files)
+    read[file] = await readFile(join(directory, file), 'utf8').catch(() => '(absent)');
   return read;
 }
 
@@ -236,7 +237,12 @@ describe('writing into a cgroup tree', () => {
 });
 
 describe('reading a cgroup tree', () => {
-  const v2Cases: { name: string; files: Record<string, string>; usage: Usage; oomKills: number | undefined }[] = [
+  const v2Cases: {
+    name: string;
+    files: Record<string, string>;
+    usage: Usage;
+    oomKills: number | undefined;
+  }[] = [
     {
       name: 'v2 with memory and pids enabled',
       files: {
@@ -311,7 +317,10 @@ describe('reading a cgroup tree', () => {
     );
     assert.deepEqual([...(await readControllers(directory, 'cgroup.subtree_control'))], []);
     assert.deepEqual(await enableControllers(directory, ['memory']), new Map());
-    assert.equal((await contents(directory, ['cgroup.subtree_control']))['cgroup.subtree_control'], '+memory');
+    assert.equal(
+      (await contents(directory, ['cgroup.subtree_control']))['cgroup.subtree_control'],
+      '+memory',
+    );
     // Where the file is missing (not a cgroup v2 directory), each refusal says why.
     assert.deepEqual(
       await enableControllers(join(root, 'nowhere'), ['memory', 'pids']),
@@ -420,7 +429,8 @@ describe('which cgroups hold the limits, or why they cannot', () => {
       else
         assert.throws(
           () => planLimits(c.limits, c.sources),
-          (error) => error instanceof SandboxError && error.kind === 'invalid_argument' && error.message === c.error,
+          (error) =>
+            error instanceof SandboxError && error.kind === 'invalid_argument' && error.message === c.error,
         );
     });
   }
