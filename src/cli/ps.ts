@@ -29,7 +29,7 @@ function table(processes: ProcessInfo[]): string {
       String(p.pid),
       p.name ?? '-',
       p.status,
-      p.status === 'exited' ? String(p.exit_code) : p.status === 'signaled' ? signalName(p.signal ?? 0) : '-',
+      p.status === 'running' ? '-' : p.signal !== null ? signalName(p.signal) : String(p.exit_code),
       age(now - p.started_at),
       [p.command, ...p.args].map(quote).join(' '),
     ]),
