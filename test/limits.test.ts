@@ -78,186 +78,192 @@ async function leftovers(daemonPid: number): Promise<string[]> {
   return found;
 }
 
-describe('limits, usage and OOM kills', { skip: needsCgroups }, () => {
-  let daemon: TestDaemon;
-  let api: ReturnType<typeof restClient>;
+// auto: cells in cgroup v2, limits in v1; cgroup1: cells in the v1 freezer, limits beside them.
+for (const mode of ['auto', 'cgroup1'] as const)
+  describe(`limits, usage and OOM kills (containment ${mode})`, { skip: needsCgroups }, () => {
+    let daemon: TestDaemon;
+    let api: ReturnType<typeof restClient>;
 
-  before(async () => {
-    daemon = await startDaemon();
-    api = restClient(daemon);
-  });
-  after(async () => {
-    const pid = daemon.child.pid as number;
-    await daemon.stop();
-    assert.deepEqual(await leftovers(pid), [], 'the daemon removed every cgroup it made');
-  });
-
-  test('512 MiB under a 64 MiB limit ends oom_killed, in ProcessInfo, in the run frame and to envd as a kill', async () => {
-    const hog = { ...node('Buffer.alloc(512 * 1024 * 1024, 1)'), limits: { memory_mb: 64 } };
-    const { pid } = await api.start(hog);
-    const ended = await api.waitForEnd(pid);
-    assert.equal(ended.status, 'oom_killed');
-    assert.equal(ended.oom_killed, true);
-    assert.equal(ended.signal, 9);
-    assert.equal(ended.exit_code, null);
-    assert.equal(ended.usage, undefined, 'no usage once it has ended');
-
-    const frames = await run(daemon, hog);
-    assert.deepEqual(frames.at(-1), { signal: 9, oom_killed: true });
-
-    // envd has no word for it: the end reads as Go's for a SIGKILL.
-    const seen = await collect(
-      processClient(daemon).connect({ process: { selector: { case: 'pid', value: pid } } }),
-    );
-    assert.deepEqual(seen.end, {
-      exitCode: -1,
-      exited: false,
-      status: 'signal: killed',
-      error: 'signal: killed',
+    before(async () => {
+      daemon = await startDaemon(['--containment', mode]);
+      api = restClient(daemon);
     });
-  });
-
-  test('a SIGKILL by hand under a memory limit is signaled, not oom_killed', async () => {
-    const { pid } = await api.start({ command: 'sleep', args: ['1000'], limits: { memory_mb: 64 } });
-    const signalled = await api.call('POST', `/processes/${pid}/signal`, { signal: 9 });
-    assert.equal(signalled.status, 200);
-    const ended = await api.waitForEnd(pid);
-    assert.equal(ended.status, 'signaled');
-    assert.equal(ended.oom_killed, false);
-    assert.equal(ended.signal, 9);
-    const frames = await run(daemon, {
-      command: 'sh',
-      args: ['-c', 'kill -9 $$'],
-      limits: { memory_mb: 64 },
+    after(async () => {
+      const pid = daemon.child.pid as number;
+      await daemon.stop();
+      assert.deepEqual(await leftovers(pid), [], 'the daemon removed every cgroup it made');
     });
-    assert.deepEqual(frames.at(-1), { signal: 9 });
-  });
 
-  test('usage of a process holding 96 MiB', async () => {
-    const holder = node(
-      "const b = Buffer.alloc(96 * 1024 * 1024, 1); console.log('held', b.length); setInterval(() => {}, 1e9)",
-    );
-    const { pid } = await api.start({ ...holder, limits: { memory_mb: 256, cpus: 1, pids: 64 } });
-    try {
-      const { lines } = await api.follow(pid, { stopAfter: 1 });
-      assert.equal(lines[0]?.line, `held ${96 * MiB}`);
-      const info = await api.get(pid);
-      const usage = info.usage;
-      assert.ok(usage, 'usage while it runs');
-      assert.ok((usage.memory_bytes ?? 0) >= 90 * MiB, `memory_bytes ${usage.memory_bytes}`);
-      assert.ok(
-        (usage.memory_peak_bytes ?? 0) >= (usage.memory_bytes ?? 0),
-        `peak ${usage.memory_peak_bytes}`,
-      );
-      assert.ok((usage.cpu_usec ?? 0) > 0, `cpu_usec ${usage.cpu_usec}`);
-      // Node's threads count too.
-      assert.ok((usage.pids ?? 0) >= 1 && (usage.pids ?? 0) <= 64, `pids ${usage.pids}`);
-      console.log(
-        `usage of a 96 MiB holder: ${JSON.stringify(usage)} (memory ${(usage.memory_bytes ?? 0) / MiB} MiB)`,
-      );
-      // The list leaves it out: it would read files for every process.
-      const list = (await api.call('GET', '/processes')).body as {
-        processes: { pid: number; usage?: unknown }[];
-      };
-      assert.equal(list.processes.find((p) => p.pid === pid)?.usage, undefined);
-      // The limits are in the process's own cgroups, named as its cell in every hierarchy.
-      const memory = v1Cgroup(pid, 'memory') as string;
-      assert.match(memory, /\/sandboxd-\d+-\d+\/\d+$/);
-      assert.equal((await readFile(join(memory, 'memory.limit_in_bytes'), 'utf8')).trim(), String(256 * MiB));
-      const cpu = v1Cgroup(pid, 'cpu') as string;
-      assert.equal((await readFile(join(cpu, 'cpu.cfs_quota_us'), 'utf8')).trim(), '100000');
-      const pids = v1Cgroup(pid, 'pids') as string;
-      assert.equal((await readFile(join(pids, 'pids.max'), 'utf8')).trim(), '64');
-    } finally {
-      await api.kill(pid);
-    }
-  });
+    test('512 MiB under a 64 MiB limit ends oom_killed, in ProcessInfo, in the run frame and to envd as a kill', async () => {
+      const hog = { ...node('Buffer.alloc(512 * 1024 * 1024, 1)'), limits: { memory_mb: 64 } };
+      const { pid } = await api.start(hog);
+      const ended = await api.waitForEnd(pid);
+      assert.equal(ended.status, 'oom_killed');
+      assert.equal(ended.oom_killed, true);
+      assert.equal(ended.signal, 9);
+      assert.equal(ended.exit_code, null);
+      assert.equal(ended.usage, undefined, 'no usage once it has ended');
 
-  test('a process without limits gets no cgroup beyond its cell (no cost)', async () => {
-    const { pid } = await api.start({ command: 'sleep', args: ['1000'] });
-    try {
-      const daemonPid = daemon.child.pid as number;
-      for (const controller of ['memory', 'cpu', 'pids']) {
-        assert.equal(v1Cgroup(pid, controller), v1Cgroup(daemonPid, controller), controller);
+      const frames = await run(daemon, hog);
+      assert.deepEqual(frames.at(-1), { signal: 9, oom_killed: true });
+
+      // envd has no word for it: the end reads as Go's for a SIGKILL.
+      const seen = await collect(
+        processClient(daemon).connect({ process: { selector: { case: 'pid', value: pid } } }),
+      );
+      assert.deepEqual(seen.end, {
+        exitCode: -1,
+        exited: false,
+        status: 'signal: killed',
+        error: 'signal: killed',
+      });
+    });
+
+    test('a SIGKILL by hand under a memory limit is signaled, not oom_killed', async () => {
+      const { pid } = await api.start({ command: 'sleep', args: ['1000'], limits: { memory_mb: 64 } });
+      const signalled = await api.call('POST', `/processes/${pid}/signal`, { signal: 9 });
+      assert.equal(signalled.status, 200);
+      const ended = await api.waitForEnd(pid);
+      assert.equal(ended.status, 'signaled');
+      assert.equal(ended.oom_killed, false);
+      assert.equal(ended.signal, 9);
+      const frames = await run(daemon, {
+        command: 'sh',
+        args: ['-c', 'kill -9 $$'],
+        limits: { memory_mb: 64 },
+      });
+      assert.deepEqual(frames.at(-1), { signal: 9 });
+    });
+
+    test('usage of a process holding 96 MiB', async () => {
+      const holder = node(
+        "const b = Buffer.alloc(96 * 1024 * 1024, 1); console.log('held', b.length); setInterval(() => {}, 1e9)",
+      );
+      const { pid } = await api.start({ ...holder, limits: { memory_mb: 256, cpus: 1, pids: 64 } });
+      try {
+        const { lines } = await api.follow(pid, { stopAfter: 1 });
+        assert.equal(lines[0]?.line, `held ${96 * MiB}`);
+        const info = await api.get(pid);
+        const usage = info.usage;
+        assert.ok(usage, 'usage while it runs');
+        assert.ok((usage.memory_bytes ?? 0) >= 90 * MiB, `memory_bytes ${usage.memory_bytes}`);
+        assert.ok(
+          (usage.memory_peak_bytes ?? 0) >= (usage.memory_bytes ?? 0),
+          `peak ${usage.memory_peak_bytes}`,
+        );
+        assert.ok((usage.cpu_usec ?? 0) > 0, `cpu_usec ${usage.cpu_usec}`);
+        // Node's threads count too.
+        assert.ok((usage.pids ?? 0) >= 1 && (usage.pids ?? 0) <= 64, `pids ${usage.pids}`);
+        console.log(
+          `usage of a 96 MiB holder: ${JSON.stringify(usage)} (memory ${(usage.memory_bytes ?? 0) / MiB} MiB)`,
+        );
+        // The list leaves it out: it would read files for every process.
+        const list = (await api.call('GET', '/processes')).body as {
+          processes: { pid: number; usage?: unknown }[];
+        };
+        assert.equal(list.processes.find((p) => p.pid === pid)?.usage, undefined);
+        // The limits are in the process's own cgroups, named as its cell in every hierarchy.
+        const memory = v1Cgroup(pid, 'memory') as string;
+        assert.match(memory, /\/sandboxd-\d+-\d+\/\d+$/);
+        assert.equal(
+          (await readFile(join(memory, 'memory.limit_in_bytes'), 'utf8')).trim(),
+          String(256 * MiB),
+        );
+        const cpu = v1Cgroup(pid, 'cpu') as string;
+        assert.equal((await readFile(join(cpu, 'cpu.cfs_quota_us'), 'utf8')).trim(), '100000');
+        const pids = v1Cgroup(pid, 'pids') as string;
+        assert.equal((await readFile(join(pids, 'pids.max'), 'utf8')).trim(), '64');
+      } finally {
+        await api.kill(pid);
       }
-    } finally {
-      await api.kill(pid);
-    }
-  });
-
-  test('a fork bomb under pids: 64 never passes 64, health answers throughout, and DELETE ends it all', async () => {
-    // The leader forks the bomb and waits; each bomb forks two more, forever. cpus keeps the
-    // machine usable meanwhile.
-    const { pid } = await api.start({
-      command: 'bash',
-      args: ['-c', 'bomb() { bomb | bomb & }; bomb; wait'],
-      limits: { pids: 64, cpus: 0.5 },
     });
-    const cgroup = v1Cgroup(pid, 'pids') as string;
-    assert.match(cgroup, /\/sandboxd-\d+-\d+\/\d+$/);
-    const current = async () => Number((await readFile(join(cgroup, 'pids.current'), 'utf8')).trim());
-    const members = async () =>
-      (await readFile(join(cgroup, 'cgroup.procs'), 'utf8')).split('\n').filter((line) => line !== '').length;
-    try {
-      await eventually(async () => (await current()) >= 60, 20_000);
-      // Sample the count and probe health side by side for two seconds.
-      const latencies: number[] = [];
-      let most = 0;
-      let failures = 0;
-      const until = Date.now() + 2000;
-      const probe = async () => {
-        while (Date.now() < until) {
-          const start = performance.now();
-          const response = await fetch(`${daemon.api}/health`, { headers: daemon.headers });
-          await response.text();
-          if (response.status !== 200) failures++;
-          latencies.push(performance.now() - start);
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-      };
-      const sample = async () => {
-        while (Date.now() < until) {
-          most = Math.max(most, await current(), await members());
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-      };
-      await Promise.all([probe(), sample()]);
-      latencies.sort((a, b) => a - b);
-      const p95 = latencies[Math.floor(latencies.length * 0.95)] ?? Number.NaN;
-      console.log(
-        `fork bomb: most pids seen ${most}; health ${latencies.length} probes, p50 ${latencies[Math.floor(latencies.length / 2)]?.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`,
-      );
-      assert.equal(failures, 0, 'health answered every probe');
-      assert.ok(latencies.length > 20, `${latencies.length} probes`);
-      assert.ok(most <= 64, `at most 64 at once, saw ${most}`);
-    } finally {
-      const deleted = await api.call('DELETE', `/processes/${pid}`);
-      assert.equal(deleted.status, 204);
-    }
-    // Every member is gone: the cgroup empties, then the daemon removes it.
-    await eventually(
-      async () => !existsSync(cgroup) || ((await current()) === 0 && (await members()) === 0),
-      10_000,
-    );
-    await eventually(() => !existsSync(cgroup), 10_000);
-    assert.equal(isAlive(pid), false);
-  });
 
-  test('limits out of range are refused before anything starts', async () => {
-    for (const [limits, message] of [
-      [{ pids: 0 }, /^limits\.pids: must be an integer from 1/],
-      [{ memory_mb: -5 }, /^limits\.memory_mb: must be a positive number of MiB$/],
-      [{ cpus: 0 }, /^limits\.cpus: must be a number above 0/],
-      [{ cpus: 'two' }, /^limits\.cpus:/],
-    ] as const) {
-      const answer = await api.call('POST', '/processes', { command: 'true', limits });
-      assert.equal(answer.status, 400, JSON.stringify(limits));
-      const body = answer.body as { error: string; code: string };
-      assert.equal(body.code, 'INVALID_REQUEST');
-      assert.match(body.error, message);
-    }
+    test('a process without limits gets no cgroup beyond its cell (no cost)', async () => {
+      const { pid } = await api.start({ command: 'sleep', args: ['1000'] });
+      try {
+        const daemonPid = daemon.child.pid as number;
+        for (const controller of ['memory', 'cpu', 'pids']) {
+          assert.equal(v1Cgroup(pid, controller), v1Cgroup(daemonPid, controller), controller);
+        }
+      } finally {
+        await api.kill(pid);
+      }
+    });
+
+    test('a fork bomb under pids: 64 never passes 64, health answers throughout, and DELETE ends it all', async () => {
+      // The leader forks the bomb and waits; each bomb forks two more, forever. cpus keeps the
+      // machine usable meanwhile.
+      const { pid } = await api.start({
+        command: 'bash',
+        args: ['-c', 'bomb() { bomb | bomb & }; bomb; wait'],
+        limits: { pids: 64, cpus: 0.5 },
+      });
+      const cgroup = v1Cgroup(pid, 'pids') as string;
+      assert.match(cgroup, /\/sandboxd-\d+-\d+\/\d+$/);
+      const current = async () => Number((await readFile(join(cgroup, 'pids.current'), 'utf8')).trim());
+      const members = async () =>
+        (await readFile(join(cgroup, 'cgroup.procs'), 'utf8')).split('\n').filter((line) => line !== '')
+          .length;
+      try {
+        await eventually(async () => (await current()) >= 60, 20_000);
+        // Sample the count and probe health side by side for two seconds.
+        const latencies: number[] = [];
+        let most = 0;
+        let failures = 0;
+        const until = Date.now() + 2000;
+        const probe = async () => {
+          while (Date.now() < until) {
+            const start = performance.now();
+            const response = await fetch(`${daemon.api}/health`, { headers: daemon.headers });
+            await response.text();
+            if (response.status !== 200) failures++;
+            latencies.push(performance.now() - start);
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        };
+        const sample = async () => {
+          while (Date.now() < until) {
+            most = Math.max(most, await current(), await members());
+            await new Promise((resolve) => setTimeout(resolve, 5));
+          }
+        };
+        await Promise.all([probe(), sample()]);
+        latencies.sort((a, b) => a - b);
+        const p95 = latencies[Math.floor(latencies.length * 0.95)] ?? Number.NaN;
+        console.log(
+          `fork bomb: most pids seen ${most}; health ${latencies.length} probes, p50 ${latencies[Math.floor(latencies.length / 2)]?.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`,
+        );
+        assert.equal(failures, 0, 'health answered every probe');
+        assert.ok(latencies.length > 20, `${latencies.length} probes`);
+        assert.ok(most <= 64, `at most 64 at once, saw ${most}`);
+      } finally {
+        const deleted = await api.call('DELETE', `/processes/${pid}`);
+        assert.equal(deleted.status, 204);
+      }
+      // Every member is gone: the cgroup empties, then the daemon removes it.
+      await eventually(
+        async () => !existsSync(cgroup) || ((await current()) === 0 && (await members()) === 0),
+        10_000,
+      );
+      await eventually(() => !existsSync(cgroup), 10_000);
+      assert.equal(isAlive(pid), false);
+    });
+
+    test('limits out of range are refused before anything starts', async () => {
+      for (const [limits, message] of [
+        [{ pids: 0 }, /^limits\.pids: must be an integer from 1/],
+        [{ memory_mb: -5 }, /^limits\.memory_mb: must be a positive number of MiB$/],
+        [{ cpus: 0 }, /^limits\.cpus: must be a number above 0/],
+        [{ cpus: 'two' }, /^limits\.cpus:/],
+      ] as const) {
+        const answer = await api.call('POST', '/processes', { command: 'true', limits });
+        assert.equal(answer.status, 400, JSON.stringify(limits));
+        const body = answer.body as { error: string; code: string };
+        assert.equal(body.code, 'INVALID_REQUEST');
+        assert.match(body.error, message);
+      }
+    });
   });
-});
 
 describe('limits where they cannot be held are refused, naming what is missing', () => {
   test('containment proc: no cgroups', async () => {
