@@ -61,7 +61,7 @@ class StandIn implements TableProcess {
   finish(exitCode = 0): void {
     if (!this.running) return;
     this.running = false;
-    this.end({ status: 'exited', exitCode, signal: null });
+    this.end({ status: 'exited', exitCode, signal: null, oomKilled: false });
   }
 
   /** The spill files grow (or shrink) by this much. */
@@ -73,7 +73,7 @@ class StandIn implements TableProcess {
   async kill(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    this.end({ status: 'signaled', exitCode: null, signal: 9 });
+    this.end({ status: 'signaled', exitCode: null, signal: 9, oomKilled: false });
   }
 
   sendSignal(signal: number): void {

@@ -29,7 +29,7 @@ function table(processes: ProcessInfo[]): string {
       String(p.pid),
       p.name ?? '-',
       p.status,
-      p.exit_code !== null ? String(p.exit_code) : p.signal !== null ? signalName(p.signal) : '-',
+      p.status === 'running' ? '-' : p.signal !== null ? signalName(p.signal) : String(p.exit_code),
       p.managed ? `${p.managed.status}${p.managed.restart_count ? ` ×${p.managed.restart_count}` : ''}` : '-',
       p.managed && p.managed.health_status !== 'disabled' ? p.managed.health_status : '-',
       age(now - p.started_at),

@@ -103,6 +103,10 @@ export function serveCommand(program: Command): void {
       process.on('SIGTERM', () => onSignal('SIGTERM'));
       process.on('SIGINT', () => onSignal('SIGINT'));
       const { startDaemon } = await import('../server/daemon.ts');
+      const { protectDaemonFromOom } = await import('../core/oom-score.ts');
+      // Before anything is started: children inherit the score, and are given the default back.
+      const oomProblem = await protectDaemonFromOom();
+      if (oomProblem) console.error(`sandboxd: ${oomProblem}`);
       const daemon = await startDaemon({
         host: options.host,
         ports,

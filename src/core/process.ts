@@ -2,12 +2,13 @@ import { ChildProcess, spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CommandPaths } from './command-path.ts';
-import type { Cell } from './containment/index.ts';
+import type { Cell, Usage } from './containment/index.ts';
 import { spawnWithGroups } from './credentials.ts';
 import { SandboxError } from './errors.ts';
 import type { StreamName } from './log-record.ts';
 import { type LongTimeout, setLongTimeout } from './long-timeout.ts';
 import { canSpawnFast, type FastChild, spawnFast } from './native/spawn.ts';
+import { resetChildOomScore } from './oom-score.ts';
 import { OutputLog, type OutputLogOptions } from './output-log.ts';
 import { type ChildExit, Terminal } from './pty.ts';
 import { ownChildren, reaperRuns, reapFor } from './reaper.ts';
@@ -27,9 +28,16 @@ export interface ProcessOptions {
 }
 
 export interface ExitStatus {
+  /** `oom_killed` whenever oomKilled is; exitCode and signal still say how the leader ended. */
   status: Exclude<ProcessStatus, 'running'>;
   exitCode: number | null;
   signal: number | null;
+  /**
+   * The kernel's OOM killer ended a member of the process's cgroup (the leader, or a
+   * descendant it then exited over), as the cgroup counted it; never guessed from a SIGKILL.
+   * Only a process whose cell has a memory-counting cgroup can report it.
+   */
+  oomKilled: boolean;
 }
 
 /** How the daemon talks to a child: pipes, or a pseudo-terminal. */
@@ -71,14 +79,21 @@ export class SandboxProcess {
   ) {
     this.pid = io.pid;
     this.terminalSize = spec.pty;
-    this.exited = io.exited.then(({ code, signal }) => {
+    this.exited = io.exited.then(async ({ code, signal }) => {
+      const endedAt = Date.now();
+      // Read before the cell is released: its count goes with its cgroup.
+      const oomKills = await cell.oomKills().catch(() => undefined);
       cell.release();
-      this.endedAtMs = Date.now();
+      this.endedAtMs = endedAt;
       this.deadline?.clear();
-      this.exit =
-        signal === null
-          ? { status: 'exited', exitCode: code ?? 0, signal: null }
-          : { status: 'signaled', exitCode: null, signal };
+      const oomKilled = oomKills !== undefined && oomKills > 0;
+      const ended: Omit<ExitStatus, 'status' | 'oomKilled'> =
+        signal === null ? { exitCode: code ?? 0, signal: null } : { exitCode: null, signal };
+      this.exit = {
+        status: oomKilled ? 'oom_killed' : signal === null ? 'exited' : 'signaled',
+        ...ended,
+        oomKilled,
+      };
       return this.exit;
     });
     // The end is the leader's exit: a grandchild that keeps the pipes open gets a short grace
@@ -133,6 +148,16 @@ export class SandboxProcess {
 
   get endedAt(): number | null {
     return this.endedAtMs;
+  }
+
+  get oomKilled(): boolean {
+    return this.exit?.oomKilled ?? false;
+  }
+
+  /** What the process and its descendants use now, while it runs and its cgroups can count it. */
+  async usage(): Promise<Usage | undefined> {
+    if (!this.running) return undefined;
+    return this.cell.usage().catch(() => undefined);
   }
 
   get stdinWritable(): boolean {
@@ -254,6 +279,7 @@ async function pipeIo(
       if (file !== undefined) {
         try {
           const child = spawnFast({ file, args: spec.args, env: spec.env, cwd: spec.cwd, ...stdio });
+          resetChildOomScore(child.pid);
           // In the same synchronous step as the spawn, before the reaper can look.
           const exited = new Promise<ChildExit>((resolve) => reapFor(child.pid, resolve));
           return { child, exited };
@@ -263,7 +289,7 @@ async function pipeIo(
           commandPaths.forget(spec.command, spec.env.PATH);
         }
       }
-      return spawnWithGroups(spec.user, () =>
+      const child = spawnWithGroups(spec.user, () =>
         spawn(spec.command, spec.args, {
           cwd: spec.cwd,
           env: spec.env,
@@ -272,6 +298,8 @@ async function pipeIo(
           ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
         }),
       );
+      if (child.pid !== undefined) resetChildOomScore(child.pid);
+      return child;
     });
   } catch (error) {
     if (error instanceof SandboxError) throw error;
@@ -351,6 +379,7 @@ async function terminalIo(
   const terminal = await Terminal.start(spec, size, log, (fork) =>
     cell.enter(() => {
       const pty = spawnWithGroups(spec.user, fork);
+      resetChildOomScore(pty.pid);
       // In the same synchronous step as the fork, before the reaper can look.
       ownChildren.add(pty.pid);
       cell.adopt(pty.pid);

@@ -23,6 +23,6 @@ export function containedSpawner({
       log: { ...log, spillDir, diskUse },
       stdin,
       drainGraceMs,
-      cell: await containment.cell(),
+      cell: await containment.cell(spec.limits),
     });
 }

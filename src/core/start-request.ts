@@ -1,3 +1,4 @@
+import { SandboxError } from './errors.ts';
 import { type HealthCheck, type HealthCheckWire, normaliseHealthCheck } from './health/check.ts';
 import { resolvePath } from './paths.ts';
 import type { ResolvedUser, UserSpec } from './users.ts';
@@ -5,6 +6,25 @@ import type { ResolvedUser, UserSpec } from './users.ts';
 export interface TerminalSize {
   cols: number;
   rows: number;
+}
+
+/**
+ * What one process and all its descendants may use together, in the kernel's units. Only the
+ * limits asked for are present; a process without any has no `limits` at all.
+ */
+export interface Limits {
+  memoryBytes?: number;
+  /** CPU time per wall-clock time: 0.5 is half of one CPU, 2 is two whole CPUs. */
+  cpus?: number;
+  /** Processes and threads at once. */
+  pids?: number;
+}
+
+/** Limits as a request gives them: memory in MiB. */
+export interface LimitsRequest {
+  memoryMb?: number;
+  cpus?: number;
+  pids?: number;
 }
 
 export type RestartPolicyName = 'never' | 'on_failure' | 'always';
@@ -34,6 +54,8 @@ export interface ProcessSpec {
   pty?: TerminalSize;
   /** The variables the caller set, over the daemon's environment. */
   requestedEnv: Record<string, string>;
+  /** Enforced by the process's cgroups; absent when none were asked for. */
+  limits?: Limits;
 }
 
 /**
@@ -65,6 +87,8 @@ export interface StartRequest {
   healthCheck?: HealthCheckWire;
   /** The process group is SIGKILLed when this has passed. */
   deadlineMs?: number;
+  /** Memory, CPU and process count of the process and its descendants together. */
+  limits?: LimitsRequest;
 }
 
 export interface TerminalRequest {
@@ -164,5 +188,39 @@ export function normaliseStart(request: StartRequest, { baseEnv, user, home }: S
     name: request.name,
     pty: request.pty ? terminalSize(request.pty) : undefined,
     requestedEnv: request.env ?? {},
+    limits: normaliseLimits(request.limits),
   };
+}
+
+const MiB = 1024 * 1024;
+// Beyond these a number is a mistake, not a limit (the kernel's own maxima are higher).
+const MAX_CPUS = 4096;
+const MAX_PIDS = 4_194_304;
+
+/**
+ * The limits in the kernel's units, undefined when none is given. Messages name the fields as
+ * the REST dialect spells them, the only one that carries limits.
+ */
+export function normaliseLimits(given: LimitsRequest | undefined): Limits | undefined {
+  if (given === undefined) return undefined;
+  const fail = (field: string, problem: string): never => {
+    throw new SandboxError('invalid_argument', `limits.${field}: ${problem}`);
+  };
+  const limits: Limits = {};
+  const { memoryMb, cpus, pids } = given;
+  if (memoryMb !== undefined) {
+    if (!Number.isFinite(memoryMb) || memoryMb <= 0) fail('memory_mb', 'must be a positive number of MiB');
+    limits.memoryBytes = Math.ceil(memoryMb * MiB);
+  }
+  if (cpus !== undefined) {
+    if (!Number.isFinite(cpus) || cpus <= 0 || cpus > MAX_CPUS)
+      fail('cpus', `must be a number above 0 and at most ${MAX_CPUS} (0.5 is half a CPU)`);
+    limits.cpus = cpus;
+  }
+  if (pids !== undefined) {
+    if (!Number.isInteger(pids) || pids < 1 || pids > MAX_PIDS)
+      fail('pids', `must be an integer from 1 to ${MAX_PIDS}`);
+    limits.pids = pids;
+  }
+  return Object.keys(limits).length === 0 ? undefined : limits;
 }

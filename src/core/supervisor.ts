@@ -222,7 +222,7 @@ export class Supervisor<P extends Supervised> {
   private ended(incarnation: P, exit: ExitStatus): void {
     if (incarnation !== this.incarnation) return;
     this.monitor?.stop();
-    const oomKilled = exit.status === 'oom_killed';
+    const { oomKilled } = exit;
     this.lastExit = { exitCode: exit.exitCode, signal: exit.signal, oomKilled, endedAt: Date.now() };
     const unhealthy = this.stoppedUnhealthy === incarnation;
     const failed = unhealthy || exit.status !== 'exited' || exit.exitCode !== 0;

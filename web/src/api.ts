@@ -60,6 +60,7 @@ export const SIGNALS: Record<number, string> = Object.fromEntries(
 
 /** How a process ended, in words; empty while it runs. */
 export function endOf(info: ProcessInfo): string {
+  if (info.status === 'oom_killed') return 'OOM';
   if (info.status === 'exited') return `exit ${info.exit_code}`;
   if (info.status === 'signaled' && info.signal !== null) return signalName(info.signal);
   return '';

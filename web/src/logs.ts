@@ -121,6 +121,7 @@ async function downloadLog(pid: string): Promise<void> {
 }
 
 function describe(info: ProcessInfo): { text: string; className: string } {
+  if (info.status === 'oom_killed') return { text: 'killed for memory (OOM)', className: 'signaled' };
   if (info.status === 'exited') return { text: `exited with code ${info.exit_code}`, className: 'exited' };
   if (info.status === 'signaled' && info.signal !== null)
     return { text: `killed by ${signalName(info.signal)}`, className: 'signaled' };

@@ -1,8 +1,9 @@
+import type { Usage } from '../../core/containment/index.ts';
 import { healthCheckToWire } from '../../core/health/check.ts';
 import type { SandboxProcess } from '../../core/process.ts';
 import type { ProcessTable } from '../../core/process-table.ts';
 import type { LastExit, ManagedState } from '../../core/supervisor.ts';
-import type { ProcessInfo } from './responses.ts';
+import type { ProcessInfo, ProcessUsage } from './responses.ts';
 
 /** A process as this dialect shows it; times are integer milliseconds since the epoch. */
 export function processInfo(table: ProcessTable, process: SandboxProcess): ProcessInfo {
@@ -20,6 +21,25 @@ export function processInfo(table: ProcessTable, process: SandboxProcess): Proce
     ...(process.spec.name === undefined ? {} : { name: process.spec.name }),
     ...(managed ? { managed: managedInfo(managed) } : {}),
     ...(process.timedOut ? { timed_out: true as const } : {}),
+    oom_killed: process.oomKilled,
+  };
+}
+
+/** A process with what it uses now, where its cgroups count it (GET of one process alone: it reads files). */
+export async function processInfoWithUsage(
+  table: ProcessTable,
+  process: SandboxProcess,
+): Promise<ProcessInfo> {
+  const usage = await process.usage();
+  return { ...processInfo(table, process), ...(usage ? { usage: usageInfo(usage) } : {}) };
+}
+
+function usageInfo(usage: Usage): ProcessUsage {
+  return {
+    ...(usage.memoryBytes === undefined ? {} : { memory_bytes: usage.memoryBytes }),
+    ...(usage.memoryPeakBytes === undefined ? {} : { memory_peak_bytes: usage.memoryPeakBytes }),
+    ...(usage.cpuUsec === undefined ? {} : { cpu_usec: usage.cpuUsec }),
+    ...(usage.pids === undefined ? {} : { pids: usage.pids }),
   };
 }
 

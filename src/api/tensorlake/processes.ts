@@ -4,7 +4,7 @@ import { readBody, readJson } from '../../http/body.ts';
 import { sendJson } from '../../http/json.ts';
 import type { RouteContext } from '../../http/router.ts';
 import type { Limits } from './limits.ts';
-import { processInfo } from './process-info.ts';
+import { processInfo, processInfoWithUsage } from './process-info.ts';
 import { sendNoContent } from './respond.ts';
 import { processWaitQuery, signalBody, startBody, toStartRequest } from './schemas.ts';
 import { DEFAULT_WAIT_MS, whileClientWaits } from './waiting.ts';
@@ -24,8 +24,8 @@ export function processRoutes(table: ProcessTable, limits: Limits) {
       sendJson(res, 200, { processes: table.list().map((p) => processInfo(table, p)) });
     },
 
-    get(context: RouteContext) {
-      sendJson(context.res, 200, processInfo(table, lookup(context)));
+    async get(context: RouteContext) {
+      sendJson(context.res, 200, await processInfoWithUsage(table, lookup(context)));
     },
 
     async kill(context: RouteContext) {

@@ -59,10 +59,28 @@ const managedInfo = z
   })
   .meta({ id: 'ManagedInfo' });
 
+const usageInfo = z
+  .object({
+    memory_bytes: count.optional().describe('memory in use now'),
+    memory_peak_bytes: count.optional().describe('the most memory in use at once so far'),
+    cpu_usec: count.optional().describe('CPU time used, user and system, in microseconds'),
+    pids: count.optional().describe('processes and threads now'),
+  })
+  .meta({
+    id: 'ProcessUsage',
+    description:
+      'what the process and its descendants use together, as its cgroups count it (sandboxd extension); ' +
+      'a figure its cgroups cannot count is left out',
+  });
+
 export const processInfoResponse = z
   .object({
     pid: z.number().int().positive(),
-    status: z.enum(['running', 'exited', 'signaled', 'oom_killed']),
+    status: z
+      .enum(['running', 'exited', 'signaled', 'oom_killed'])
+      .describe(
+        '`oom_killed` when the kernel ended it (or a descendant) for memory; `exit_code` or `signal` still say how it ended',
+      ),
     exit_code: z.number().int().nullable().describe('set once the process has exited'),
     signal: z.number().int().nullable().describe('the signal that ended it, once it has been signaled'),
     stdin_writable: z.boolean(),
@@ -73,6 +91,14 @@ export const processInfoResponse = z
     name: z.string().optional(),
     managed: managedInfo.optional(),
     timed_out: z.literal(true).optional().describe('present when its `timeout` ended it'),
+    oom_killed: z
+      .boolean()
+      .describe(
+        "the kernel's OOM killer ended it or a descendant, as its memory cgroup counted (only with a memory cgroup: see `limits`)",
+      ),
+    usage: usageInfo
+      .optional()
+      .describe('on GET of one process, while it runs and its cgroups can count it (sandboxd extension)'),
   })
   .meta({ id: 'ProcessInfo' });
 
@@ -117,8 +143,12 @@ export const runFrameData = z
   .union([
     z.object({ pid: z.number().int().positive(), started_at: epochMs }),
     z.object({ line: z.string(), timestamp: epochMs, stream: z.enum(['stdout', 'stderr']) }),
-    z.object({ exit_code: z.number().int() }),
-    z.object({ signal: z.number().int(), timed_out: z.literal(true).optional() }),
+    z.object({ exit_code: z.number().int(), oom_killed: z.literal(true).optional() }),
+    z.object({
+      signal: z.number().int(),
+      timed_out: z.literal(true).optional(),
+      oom_killed: z.literal(true).optional().describe("the kernel's OOM killer ended it (or a descendant)"),
+    }),
     z.object({ error: z.string(), exit_code: z.literal(127) }),
   ])
   .meta({
@@ -225,6 +255,7 @@ export const previewLinkResponse = z
   .meta({ id: 'PreviewLink' });
 
 export type ProcessInfo = z.output<typeof processInfoResponse>;
+export type ProcessUsage = z.output<typeof usageInfo>;
 export type OutputPage = z.output<typeof outputPageResponse>;
 export type OutputEvent = z.output<typeof outputEventData>;
 export type RunFrame = z.output<typeof runFrameData>;

@@ -7,6 +7,7 @@ import { readJson } from '../../http/body.ts';
 import type { RouteContext } from '../../http/router.ts';
 import type { Limits } from './limits.ts';
 import { lineFrames } from './line-frames.ts';
+import type { RunFrame } from './responses.ts';
 import { runBody, toStartRequest } from './schemas.ts';
 import { EventStream } from './sse.ts';
 
@@ -39,12 +40,12 @@ export function runRoute(table: ProcessTable, limits: Limits) {
     }
     if (events.signal.aborted) return;
     const exit = await process.exited;
-    const last = process.timedOut
+    const last: RunFrame = process.timedOut
       ? { signal: SIGKILL, timed_out: true }
-      : exit.status === 'exited'
-        ? { exit_code: exit.exitCode }
+      : exit.signal === null
+        ? { exit_code: exit.exitCode ?? 0 }
         : { signal: exit.signal };
-    await events.send([{ data: last }]);
+    await events.send([{ data: exit.oomKilled ? { ...last, oom_killed: true } : last }]);
     events.end();
   };
 }

@@ -48,6 +48,21 @@ const healthCheck = z
   })
   .nullish();
 
+// A sandboxd extension; the core checks the ranges and refuses what this machine cannot hold.
+const limits = z
+  .object({
+    memory_mb: z
+      .number()
+      .nullish()
+      .describe('MiB of memory (swap included) for the process and its descendants'),
+    cpus: z.number().nullish().describe('CPU time per wall time: 0.5 is half a CPU'),
+    pids: z.number().nullish().describe('processes and threads at once, an integer from 1'),
+  })
+  .nullish()
+  .describe(
+    "resource limits, held by the process's cgroups (sandboxd extension); 400 INVALID_REQUEST naming the missing controller when this machine cannot hold one",
+  );
+
 export const commandFields = {
   command: z.string({ error: 'required, a string' }).min(1, 'must not be empty'),
   args: z.array(z.string()).nullish(),
@@ -69,10 +84,11 @@ export const startBody = z
     restart,
     health_check: healthCheck,
     timeout,
+    limits,
   })
   .meta({ id: 'StartRequest' });
 
-export const runBody = z.object({ ...commandFields, timeout }).meta({ id: 'RunRequest' });
+export const runBody = z.object({ ...commandFields, timeout, limits }).meta({ id: 'RunRequest' });
 
 export const signalBody = z
   .object({
@@ -111,6 +127,13 @@ export function toStartRequest(
       : undefined,
     healthCheck: check ?? undefined,
     deadlineMs: body.timeout ? body.timeout * 1000 : undefined,
+    limits: body.limits
+      ? {
+          memoryMb: body.limits.memory_mb ?? undefined,
+          cpus: body.limits.cpus ?? undefined,
+          pids: body.limits.pids ?? undefined,
+        }
+      : undefined,
   };
 }
 

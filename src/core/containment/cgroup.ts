@@ -1,25 +1,31 @@
-import { writeSync } from 'node:fs';
-import {
-  access,
-  type FileHandle,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  readlink,
-  rmdir,
-  writeFile,
-} from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, readFile, readlink, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from '../errors.ts';
-import { cgroup1Location, cgroup2Location } from './cgroup-location.ts';
-import type { Cell, Containment, ContainmentMode } from './types.ts';
+import type { Limits } from '../start-request.ts';
+import {
+  enableControllers,
+  limitWrites,
+  type OpenedWrite,
+  openCgroupFiles,
+  readControllers,
+  readV1OomKills,
+  readV1Usage,
+  readV2OomKills,
+  readV2Usage,
+  writeCgroupFiles,
+  writeOpened,
+} from './cgroup-files.ts';
+import { CgroupFolder, type CgroupGroup, removeStale } from './cgroup-folder.ts';
+import { type CgroupLocation, cgroup1Location, cgroup2Location } from './cgroup-location.ts';
+import { type Controller, type LimitPlan, type LimitSources, planLimits } from './limit-plan.ts';
+import type { Cell, Containment, ContainmentMode, Usage } from './types.ts';
 
 /** What differs between the two kinds of hierarchy. */
 interface Flavour {
   mode: ContainmentMode;
   name: string;
+  version: 1 | 2;
   /** SIGKILL to every member of `directory` and of the cells below it. */
   kill(directory: string, cells: string[]): Promise<void>;
 }
@@ -27,6 +33,7 @@ interface Flavour {
 const v2: Flavour = {
   mode: 'cgroup2',
   name: 'cgroup v2',
+  version: 2,
   // The kernel kills every member of the cgroup and of those below it, forks in flight included.
   kill: (directory) => writeFile(join(directory, 'cgroup.kill'), '1'),
 };
@@ -34,6 +41,7 @@ const v2: Flavour = {
 const v1: Flavour = {
   mode: 'cgroup1',
   name: 'cgroup v1 freezer',
+  version: 1,
   // Frozen members cannot fork, so the list read while frozen is complete; they die once thawed.
   async kill(directory, cells) {
     const state = join(directory, 'freezer.state');
@@ -49,41 +57,45 @@ const v1: Flavour = {
   },
 };
 
-// The whole daemon moves, not only the thread that forks: a thread made during the spawn
-// (node-pty starts one to wait for its child) must come back out with it.
-const ENTER_FILE = 'cgroup.procs';
-
-// After a kill or the leader's end, how long to wait between looks for an empty cell to remove;
-// past the last, a sweep looks now and then.
-const REMOVAL_DELAYS_MS = [0, 20, 100, 500, 2000];
-const SWEEP_MS = 30_000;
+// What a process's own cgroup v2 could limit, enabled for every cell when the daemon's cgroup
+// passes them on.
+const V2_LIMIT_CONTROLLERS: Controller[] = ['memory', 'cpu', 'pids'];
+// The cgroup v1 hierarchies a process with limits may get a cgroup in.
+const V1_CONTROLLERS: Controller[] = ['memory', 'cpu', 'cpuacct', 'pids'];
 
 /**
- * One cgroup per process, below one cgroup of the daemon's own (`sandboxd-<pid namespace>-<pid>`
- * beside the daemon's cgroup). A spawn moves the daemon into the new cgroup for the length of the fork
- * and back, so the child starts inside it and no early fork of its can escape. Kill is the
- * cgroup's: every member, whatever session or group it made for itself.
+ * One cgroup per process (a cell), in the daemon's folder of the hierarchy (see CgroupFolder).
+ * A spawn moves the daemon into the new cgroup for the length of the fork and back, so the child
+ * starts inside it and no early fork of its can escape. Kill is the cgroup's: every member,
+ * whatever session or group it made for itself.
+ *
+ * Limits go into the cell's own cgroup where its hierarchy has the controller (cgroup v2 with
+ * the controller passed on), else into a cgroup of the process's in the cgroup v1 hierarchy of
+ * that controller (a hybrid machine), made only for processes with limits and entered the same
+ * way, in the same synchronous step.
  */
 export class CgroupContainment implements Containment {
   readonly mode: ContainmentMode;
   readonly description: string;
+  readonly base: string;
   private readonly cells = new Set<CgroupCell>();
   private spare: Promise<CgroupCell> | undefined;
   private count = 0;
   private closing = false;
-  private readonly sweep: NodeJS.Timeout;
-  private readonly self = String(process.pid);
+  /** The daemon's folder in each cgroup v1 hierarchy that holds limits, made on first use. */
+  private readonly limitFolders = new Map<string, Promise<CgroupFolder>>();
 
   private constructor(
     private readonly flavour: Flavour,
-    readonly base: string,
-    private readonly home: FileHandle,
+    private readonly folder: CgroupFolder,
+    private readonly namespace: string,
+    /** Where limits can be had; v1 hierarchies by mount point, with the daemon's own cgroup there. */
+    readonly sources: LimitSources,
+    private readonly v1Locations: ReadonlyMap<string, CgroupLocation>,
   ) {
     this.mode = flavour.mode;
-    this.description = `${flavour.name} at ${base}`;
-    this.sweep = setInterval(() => {
-      for (const cell of this.cells) cell.removeWhenEmpty();
-    }, SWEEP_MS).unref();
+    this.base = folder.base;
+    this.description = `${flavour.name} at ${folder.base}`;
   }
 
   /** Opens the hierarchy the daemon can use, or throws why it cannot. */
@@ -92,37 +104,44 @@ export class CgroupContainment implements Containment {
     const location = kind === 'cgroup2' ? await cgroup2Location() : await cgroup1Location('freezer');
     if (!location) throw new Error(`no ${flavour.name} hierarchy is mounted for this process`);
     const namespace = /\[(\d+)\]/.exec(await readlink('/proc/self/ns/pid').catch(() => ''))?.[1] ?? '0';
-    await removeStale(location.ownDirectory, namespace);
-    const base = join(location.ownDirectory, `sandboxd-${namespace}-${process.pid}`);
-    await mkdir(base);
-    let home: FileHandle | undefined;
+    const folder = await CgroupFolder.open(location.ownDirectory, namespace);
     try {
-      if (kind === 'cgroup2') await access(join(base, 'cgroup.kill')); // Linux 5.14 and later.
-      home = await open(join(location.ownDirectory, ENTER_FILE), 'w');
-      const containment = new CgroupContainment(flavour, base, home);
+      if (kind === 'cgroup2') await access(join(folder.base, 'cgroup.kill')); // Linux 5.14 and later.
+      const { sources, v1Locations } = await limitSources(flavour, location, folder.base, namespace);
+      const containment = new CgroupContainment(flavour, folder, namespace, sources, v1Locations);
       // A first cell, entered and left once, shows that the daemon may move itself.
       const first = await containment.makeCell();
-      await first.handle.write(containment.self);
-      await home.write(containment.self);
+      folder.moveIn(first.group);
+      folder.moveBack();
       containment.spare = Promise.resolve(first);
       return containment;
     } catch (error) {
-      await home?.close();
-      await rmdir(join(base, '1')).catch(() => {});
-      await rmdir(base).catch(() => {});
+      await folder.close();
       throw error;
     }
   }
 
-  cell(): Promise<Cell> {
-    if (this.closing) return Promise.reject(shuttingDown());
+  async cell(limits?: Limits): Promise<Cell> {
+    if (this.closing) throw shuttingDown();
+    // Refused before anything is made when a limit cannot be held here.
+    const plan = limits && planLimits(limits, this.sources);
     const taken = this.spare ?? this.makeCell();
     // The next start finds its cgroup made already.
     this.spare = this.makeCell();
     this.spare.catch(() => {
       this.spare = undefined;
     });
-    return taken;
+    const cell = await taken;
+    if (limits && plan) {
+      try {
+        await cell.limit(limits, plan, (mountPoint) => this.limitFolder(mountPoint));
+      } catch (error) {
+        cell.release();
+        if (error instanceof SandboxError) throw error;
+        throw new SandboxError('invalid_argument', `limits: cannot apply them: ${(error as Error).message}`);
+      }
+    }
+    return cell;
   }
 
   async signalAll(signal: number): Promise<void> {
@@ -144,78 +163,121 @@ export class CgroupContainment implements Containment {
 
   async close(): Promise<void> {
     this.closing = true;
-    clearInterval(this.sweep);
     const spare = await this.spare?.catch(() => undefined);
     spare?.release();
-    for (let i = 0; i < 100 && this.cells.size > 0; i++) {
-      await Promise.all([...this.cells].map((cell) => cell.removeNow()));
-      if (this.cells.size > 0) await sleep(20);
-    }
-    await this.home.close();
-    await rmdir(this.base).catch((error: NodeJS.ErrnoException) => {
-      console.error(`sandboxd: cannot remove ${this.base}: ${error.code}`);
-    });
+    await this.folder.close();
+    // Their members were the cells' members, gone by now.
+    const limitFolders = await Promise.all(
+      [...this.limitFolders.values()].map((folder) => folder.catch(() => undefined)),
+    );
+    await Promise.all(limitFolders.map((folder) => folder?.close()));
   }
 
   private async makeCell(): Promise<CgroupCell> {
-    const directory = join(this.base, String(++this.count));
-    await mkdir(directory);
-    const cell = new CgroupCell(this, directory, await open(join(directory, ENTER_FILE), 'w'));
+    let cell: CgroupCell | undefined;
+    // The cell is forgotten with its own cgroup; its cgroup v1 ones go on their own.
+    const group = await this.folder.group(String(++this.count), () => {
+      if (cell) this.cells.delete(cell);
+    });
+    cell = new CgroupCell(this, this.folder, group, this.flavour.version, this.sources);
     this.cells.add(cell);
     return cell;
   }
 
-  /** Called by a cell: the spawn is under way, the daemon goes in. */
-  enter(cell: CgroupCell): void {
-    if (this.closing) throw shuttingDown();
-    writeSync(cell.handle.fd, this.self);
+  private limitFolder(mountPoint: string): Promise<CgroupFolder> {
+    let folder = this.limitFolders.get(mountPoint);
+    if (!folder) {
+      const location = this.v1Locations.get(mountPoint) as CgroupLocation;
+      folder = CgroupFolder.open(location.ownDirectory, this.namespace);
+      // A failure is the start's; the next start tries again.
+      folder.catch(() => this.limitFolders.delete(mountPoint));
+      this.limitFolders.set(mountPoint, folder);
+    }
+    return folder;
   }
 
-  /** Called by a cell: the fork is done, the daemon goes back where it was. */
-  leave(): void {
-    try {
-      writeSync(this.home.fd, this.self);
-    } catch (error) {
-      // Staying would put the daemon among the processes a kill of that cell ends.
-      console.error('sandboxd: cannot move the daemon back to its own cgroup:', error);
-      process.exit(70);
-    }
+  /** Called by a cell: a spawn is about to move the daemon in. */
+  assertOpen(): void {
+    if (this.closing) throw shuttingDown();
   }
 
   killCell(cell: CgroupCell): Promise<void> {
     return this.flavour.kill(cell.directory, []);
   }
+}
 
-  forget(cell: CgroupCell): void {
-    this.cells.delete(cell);
-  }
+/** One cgroup the daemon enters for a spawn: the cell's own, or one of a v1 hierarchy that limits. */
+interface Membership {
+  folder: CgroupFolder;
+  group: CgroupGroup;
 }
 
 class CgroupCell implements Cell {
-  private released = false;
-  private removing = false;
+  /** The cell's own cgroup first, then the limits' cgroup v1 ones. */
+  private readonly memberships: Membership[];
+  /** Limits written once the daemon has left (see LimitWrites). */
+  private afterSpawn: OpenedWrite[] = [];
+  /** Where each controller counts for this process, in cgroup v1 files. */
+  private readonly v1Directories: Partial<Record<Controller, string>> = {};
 
   constructor(
     private readonly owner: CgroupContainment,
-    readonly directory: string,
-    readonly handle: FileHandle,
-  ) {}
+    folder: CgroupFolder,
+    readonly group: CgroupGroup,
+    private readonly version: 1 | 2,
+    private readonly sources: LimitSources,
+  ) {
+    this.memberships = [{ folder, group }];
+  }
+
+  get directory(): string {
+    return this.group.directory;
+  }
+
+  /** Writes the limits and makes the cgroups they need elsewhere; before the spawn. */
+  async limit(limits: Limits, plan: LimitPlan, folderOf: (mountPoint: string) => Promise<CgroupFolder>) {
+    const apply = async (version: 1 | 2, directory: string, controllers: Controller[]) => {
+      for (const controller of controllers) {
+        const { beforeSpawn, afterSpawn } = limitWrites(version, controller, limits);
+        await writeCgroupFiles(directory, beforeSpawn);
+        this.afterSpawn.push(...(await openCgroupFiles(directory, afterSpawn)));
+        if (version === 1) this.v1Directories[controller] = directory;
+      }
+    };
+    await apply(this.version, this.directory, plan.cell);
+    for (const { mountPoint, controllers } of plan.v1) {
+      const folder = await folderOf(mountPoint);
+      // Named as the cell, so that a process's cgroups are found by one number in every hierarchy.
+      const group = await folder.group(basename(this.directory));
+      this.memberships.push({ folder, group });
+      await apply(1, group.directory, controllers);
+    }
+  }
 
   enter<T>(spawn: () => T): T {
-    this.owner.enter(this);
+    this.owner.assertOpen();
+    const entered: CgroupFolder[] = [];
+    let spawned = false;
     try {
-      return spawn();
+      for (const { folder, group } of this.memberships) {
+        folder.moveIn(group);
+        entered.push(folder);
+      }
+      const result = spawn();
+      spawned = true;
+      return result;
     } finally {
-      this.owner.leave();
-      void this.handle.close().catch(() => {});
+      for (const folder of entered) moveBackOrExit(folder);
+      for (const { group } of this.memberships) group.closeEntry();
+      if (spawned) this.tighten();
     }
   }
 
   adopt(): void {}
 
   release(): void {
-    this.released = true;
-    void this.handle.close().catch(() => {});
+    for (const { group } of this.memberships) group.release();
+    this.closeLimitFiles();
     this.removeWhenEmpty();
   }
 
@@ -233,55 +295,126 @@ class CgroupCell implements Cell {
     await signalMembers(this.directory, signal).catch(() => {});
   }
 
-  /** Tries to remove the cell a few times over the next seconds; the sweep goes on after that. */
-  removeWhenEmpty(): void {
-    if (!this.released || this.removing) return;
-    this.removing = true;
-    void (async () => {
-      for (const delay of REMOVAL_DELAYS_MS) {
-        if (delay > 0) await sleep(delay);
-        if (await this.removeNow()) return;
-      }
-      this.removing = false;
-    })();
+  async usage(): Promise<Usage | undefined> {
+    const hasV1 = Object.keys(this.v1Directories).length > 0;
+    const [own, others] = await Promise.all([
+      this.version === 2 ? readV2Usage(this.directory) : undefined,
+      hasV1 ? readV1Usage(this.v1Directories) : undefined,
+    ]);
+    // The cell's own cgroup v2 counts first; v1 fills in what it does not count.
+    const usage: Usage = { ...others, ...own };
+    return Object.keys(usage).length === 0 ? undefined : usage;
   }
 
-  /** Removes the cell if it is empty; true once it is gone. */
-  async removeNow(): Promise<boolean> {
+  async oomKills(): Promise<number | undefined> {
+    if (this.v1Directories.memory !== undefined) return readV1OomKills(this.v1Directories.memory);
+    if (this.version === 2 && this.sources.cell.controllers.has('memory'))
+      return readV2OomKills(this.directory);
+    return undefined;
+  }
+
+  removeWhenEmpty(): void {
+    for (const { group } of this.memberships) group.removeWhenEmpty();
+  }
+
+  /** The CPU quota and the process count, written once the daemon is out (see LimitWrites). */
+  private tighten(): void {
+    if (this.afterSpawn.length === 0) return;
     try {
-      await rmdir(this.directory);
+      writeOpened(this.afterSpawn);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return false; // EBUSY: members left.
+      // A process is never left running without the limits it asked for.
+      console.error(`sandboxd: cannot apply the limits of ${this.directory}, killing its process:`, error);
+      void this.kill();
+    } finally {
+      this.closeLimitFiles();
     }
-    this.owner.forget(this);
-    return true;
+  }
+
+  private closeLimitFiles(): void {
+    for (const { handle } of this.afterSpawn) void handle.close().catch(() => {});
+    this.afterSpawn = [];
+  }
+}
+
+/** Staying would put the daemon among the processes a kill of that cell ends, under its limits. */
+function moveBackOrExit(folder: CgroupFolder): void {
+  try {
+    folder.moveBack();
+  } catch (error) {
+    console.error('sandboxd: cannot move the daemon back to its own cgroup:', error);
+    process.exit(70);
   }
 }
 
 /**
- * What a daemon killed with SIGKILL left: the empty cgroups of daemons of this PID namespace
- * that no longer run. A cgroup that still has members stays (its processes are not ours to
- * end), and so does anything of another namespace, whose pids mean nothing here.
+ * Which controllers the cell's own cgroup has, why it lacks the others, and the cgroup v1
+ * hierarchies for those. In cgroup v2 the daemon's folder passes on to the cells whatever of
+ * memory, cpu and pids its parent passes on to it (the folder has no processes of its own, so
+ * the kernel allows it); cpu.stat, which counts CPU time, is every v2 cgroup's.
  */
-async function removeStale(parent: string, namespace: string): Promise<void> {
-  const names = await readdir(parent).catch(() => [] as string[]);
-  for (const name of names) {
-    const [, ns, pid] = /^sandboxd-(\d+)-(\d+)$/.exec(name) ?? [];
-    if (ns !== namespace || pid === undefined) continue;
-    const running =
-      Number(pid) !== process.pid &&
-      (await access(`/proc/${pid}`).then(
-        () => true,
-        () => false,
-      ));
-    if (running) continue;
-    const directory = join(parent, name);
-    const cells = await readdir(directory, { withFileTypes: true }).catch(() => []);
-    for (const cell of cells) {
-      if (cell.isDirectory()) await rmdir(join(directory, cell.name)).catch(() => {});
+async function limitSources(
+  flavour: Flavour,
+  location: CgroupLocation,
+  base: string,
+  namespace: string,
+): Promise<{ sources: LimitSources; v1Locations: Map<string, CgroupLocation> }> {
+  const cellControllers = new Set<Controller>();
+  const lacks = new Map<Controller, string>();
+  const v1ByController = new Map<Controller, string>();
+  const v1Locations = new Map<string, CgroupLocation>();
+  if (flavour.version === 2) {
+    const offered = await readControllers(base);
+    const wanted = V2_LIMIT_CONTROLLERS.filter((controller) => offered.has(controller));
+    const refused = await enableControllers(base, wanted);
+    const enabled = await readControllers(base, 'cgroup.subtree_control');
+    const passedOn = [...offered].join(' ') || 'none';
+    for (const controller of V2_LIMIT_CONTROLLERS) {
+      if (enabled.has(controller)) cellControllers.add(controller);
+      else if (!offered.has(controller))
+        lacks.set(
+          controller,
+          `cgroup v2 at ${location.ownDirectory} does not pass it on (its cgroup.subtree_control enables ${passedOn})`,
+        );
+      else
+        lacks.set(
+          controller,
+          `cgroup v2 at ${base} refused to enable it (${refused.get(controller) ?? 'unknown'})`,
+        );
     }
-    await rmdir(directory).catch(() => {});
+    cellControllers.add('cpuacct');
   }
+  for (const controller of V1_CONTROLLERS) {
+    if (cellControllers.has(controller)) continue;
+    const found = await cgroup1Location(controller);
+    // A mount listed but out of reach (another mounted over it) is as good as none.
+    if (!found || !(await reachable(found.ownDirectory))) continue;
+    if (flavour.version === 1 && found.mountPoint === location.mountPoint) {
+      // Mounted with the freezer: the cell's own cgroup has it.
+      cellControllers.add(controller);
+      continue;
+    }
+    v1ByController.set(controller, found.mountPoint);
+    v1Locations.set(found.mountPoint, found);
+  }
+  // What a daemon killed with SIGKILL left in these hierarchies goes now, not at its first use.
+  for (const found of v1Locations.values()) await removeStale(found.ownDirectory, namespace);
+  const describeCell = `cells are in the ${flavour.name} hierarchy at ${location.mountPoint}, which has none`;
+  return {
+    sources: {
+      cell: { version: flavour.version, controllers: cellControllers },
+      cellLacks: (controller) => lacks.get(controller) ?? describeCell,
+      v1: v1ByController,
+    },
+    v1Locations,
+  };
+}
+
+function reachable(directory: string): Promise<boolean> {
+  return access(join(directory, 'cgroup.procs')).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function signalMembers(directory: string, signal: number): Promise<void> {

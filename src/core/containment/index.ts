@@ -2,7 +2,7 @@ import { CgroupContainment } from './cgroup.ts';
 import { ProcTreeContainment } from './proc-tree.ts';
 import type { Containment, ContainmentChoice } from './types.ts';
 
-export type { Cell, Containment, ContainmentChoice, ContainmentMode } from './types.ts';
+export type { Cell, Containment, ContainmentChoice, ContainmentMode, Usage } from './types.ts';
 
 /**
  * The way descendants are tracked: `auto` takes the first that works of a cgroup v2 per

@@ -1,6 +1,8 @@
 import { readdir } from 'node:fs/promises';
 import { readProcStat } from '../proc-stat.ts';
-import type { Cell, Containment } from './types.ts';
+import type { Limits } from '../start-request.ts';
+import { refuseLimits } from './limit-plan.ts';
+import type { Cell, Containment, Usage } from './types.ts';
 
 interface ProcEntry {
   pid: number;
@@ -26,7 +28,9 @@ export class ProcTreeContainment implements Containment {
   readonly mode = 'proc';
   readonly description = 'a walk of /proc (no cgroup available)';
 
-  async cell(): Promise<Cell> {
+  async cell(limits?: Limits): Promise<Cell> {
+    // Without cgroups nothing can hold a limit: refused, never ignored.
+    if (limits) refuseLimits(limits, 'containment is proc (a walk of /proc), which has no cgroups');
     return new ProcCell();
   }
 
@@ -67,6 +71,14 @@ class ProcCell implements Cell {
 
   async kill(): Promise<void> {
     await stopAndKill((table) => this.members(table));
+  }
+
+  async usage(): Promise<Usage | undefined> {
+    return undefined;
+  }
+
+  async oomKills(): Promise<number | undefined> {
+    return undefined;
   }
 
   private members(table: ProcEntry[]): Set<number> {

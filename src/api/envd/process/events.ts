@@ -91,10 +91,11 @@ const SIGNAL_WORDS: Record<string, string> = {
 
 /**
  * The end as the reference daemon reports it, from Go's os.ProcessState: `exited` only for a
- * normal exit, and `error` (Go's wait error) for anything but exit status 0.
+ * normal exit, and `error` (Go's wait error) for anything but exit status 0. An OOM kill has no
+ * word of its own there: it reads as the SIGKILL (or exit) it was.
  */
 function endEvent(exit: ExitStatus) {
-  if (exit.status === 'exited') {
+  if (exit.signal === null) {
     const status = `exit status ${exit.exitCode}`;
     return {
       exitCode: exit.exitCode ?? 0,
