@@ -21,7 +21,7 @@ async function send(method: string, path: string, body?: unknown) {
 const wait = (ref: string | number, until: string, timeoutMs = 20_000) =>
   send('GET', `/processes/${encodeURIComponent(ref)}/wait?until=${until}&timeout_ms=${timeoutMs}`);
 
-test('through the tensorlake SDK: http and tcp health checks, waiting until healthy, names of any text', async () => {
+test('through the tensorlake SDK: http and tcp health checks, waiting until healthy, an OOM kill in lastExit, names of any text', async () => {
   const seen = await runSdkScenario('tensorlake-managed-scenario.mjs', daemon);
   assert.equal(seen.failure, undefined, seen.failure);
 
@@ -47,6 +47,14 @@ test('through the tensorlake SDK: http and tcp health checks, waiting until heal
     seen.flakyInfo.lastError,
     new RegExp(`health check failed 2 times in a row: tcp 127.0.0.1:${seen.deadPort} refused`),
   );
+
+  assert.equal(seen.hogStart, 201);
+  assert.deepEqual(seen.hog, {
+    status: 'oom_killed',
+    isOomKilled: true,
+    lastExit: { oomKilled: true, signal: 9 },
+    lastError: 'killed by the kernel for memory (OOM)',
+  });
 
   for (const name of ['café', 'a:b', '名前']) {
     assert.deepEqual(

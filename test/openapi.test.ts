@@ -221,6 +221,11 @@ describe('the OpenAPI document', () => {
       await call('GET', `/processes/999999999/${view}/follow`); // 404
     }
 
+    await call('GET', `/processes/${both.pid}/wait?until=exited`);
+    await call('GET', '/processes/openapi-managed/wait?until=running&timeout_ms=1000');
+    await call('GET', '/processes/openapi-managed/wait?until=exited&timeout_ms=0'); // 408
+    await call('GET', '/processes/openapi-managed/wait?until=healthy'); // 400: no health check
+    await call('GET', '/processes/999999999/wait'); // 404
     await call('POST', '/processes/openapi-managed/signal', { signal: 999 }); // 400
     await call('POST', '/processes/999999999/signal', { signal: 15 }); // 404
     await call('POST', '/processes/openapi-managed/restart');

@@ -2,6 +2,7 @@
 // names of any text. Prints what it observed as one JSON object; the assertions live in
 // managed.test.ts. A wait goes to the daemon's REST route, which the SDK has no call for.
 import { createServer } from 'node:net';
+import { ProcessStatus } from 'tensorlake';
 import { connectSandbox } from './sandbox.mjs';
 
 const sandbox = await connectSandbox('managed-test');
@@ -69,6 +70,31 @@ try {
   seen.flakyRestarted = { status: running.status, newPid: running.body.pid !== flaky.pid };
   seen.flakyInfo = managedView(await sandbox.getProcess('flaky'));
   seen.deadPort = deadPort;
+
+  // A managed process the kernel kills for memory: the SDK reads oom_killed, and lastExit says so.
+  // Limits are a sandboxd extension the SDK has no option for, so the start is a plain POST.
+  const hogStart = await fetch(`${url}/api/v1/processes`, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      command: process.execPath,
+      args: ['-e', 'Buffer.alloc(512 * 1024 * 1024, 1)'],
+      name: 'hog',
+      limits: { memory_mb: 64 },
+    }),
+  });
+  names.push('hog');
+  seen.hogStart = hogStart.status;
+  await waitFor('hog', 'exited');
+  const hog = await sandbox.getProcess('hog');
+  seen.hog = {
+    status: hog.status,
+    isOomKilled: hog.status === ProcessStatus.OOM_KILLED,
+    lastExit: hog.managed?.lastExit
+      ? { oomKilled: hog.managed.lastExit.oomKilled, signal: hog.managed.lastExit.signal }
+      : null,
+    lastError: hog.managed?.lastError ?? null,
+  };
 
   // Names of any text but '/', never all digits: start, get, signal and kill by name.
   seen.names = {};
