@@ -78,7 +78,7 @@ async function listProcesses(): Promise<ProcessInfo[]> {
 /** Starts a process through the API, hands it to `use`, and kills it afterwards whatever happened. */
 async function withProcess(
   body: Record<string, unknown>,
-  use: (process: ProcessInfo) => Promise<void>,
+  use: (info: ProcessInfo) => Promise<void>,
 ): Promise<void> {
   const started = await client.start(body);
   try {

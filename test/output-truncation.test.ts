@@ -67,16 +67,16 @@ function sseReader(response: IncomingMessage) {
 describe('output lost before a follower read it', () => {
   test('SSE: a paused follower gets an explicit truncated event, then whole lines', async () => {
     const rest = restClient(daemon);
-    const process = await rest.start({ ...LOUD, stdin_mode: 'pipe' });
+    const started = await rest.start({ ...LOUD, stdin_mode: 'pipe' });
     try {
       const response = await new Promise<IncomingMessage>((resolve) =>
-        get(`${daemon.api}/processes/${process.pid}/stdout/follow`, resolve),
+        get(`${daemon.api}/processes/${started.pid}/stdout/follow`, resolve),
       );
       const reader = sseReader(response);
       await reader.until(() => reader.events.length > 0);
       // The follower stops reading while the process writes far more than the daemon keeps.
       response.pause();
-      await eventually(async () => (await rest.get(process.pid)).status !== 'running', 30_000);
+      await eventually(async () => (await rest.get(started.pid)).status !== 'running', 30_000);
       response.resume();
       await reader.until(() => reader.ended);
 
@@ -118,7 +118,7 @@ describe('output lost before a follower read it', () => {
       const resumedAt = numbers[numbers.indexOf(last.before) + 1] as number;
       const again = await new Promise<IncomingMessage>((resolve) =>
         get(
-          `${daemon.api}/processes/${process.pid}/stdout/follow`,
+          `${daemon.api}/processes/${started.pid}/stdout/follow`,
           { headers: { 'last-event-id': String(last.id) } },
           resolve,
         ),
@@ -143,7 +143,7 @@ describe('output lost before a follower read it', () => {
         `${droppedSince} bytes reported, ${skipped} skipped`,
       );
     } finally {
-      await rest.kill(process.pid);
+      await rest.kill(started.pid);
     }
   });
 
@@ -199,10 +199,10 @@ describe('output lost before a follower read it', () => {
 
   test('the e2b SDK skips the truncated event and still gets the output and the end', async () => {
     const rest = restClient(daemon);
-    const process = await rest.start(LOUD);
-    await rest.waitForEnd(process.pid);
+    const started = await rest.start(LOUD);
+    await rest.waitForEnd(started.pid);
     const sandbox = await Sandbox.create({ debug: true, sandboxUrl: daemon.url });
-    const handle = await sandbox.commands.connect(process.pid);
+    const handle = await sandbox.commands.connect(started.pid);
     const result = await handle.wait();
     assert.equal(result.exitCode, 0);
     assert.ok(result.stdout.endsWith(`${String(LINES).padStart(999, '0')}\n`));

@@ -44,13 +44,13 @@ async function findSession(client: SandboxClient, ref: string): Promise<PtySessi
     (/^\d+$/.test(ref) ? sessions.find((session) => session.pid === Number(ref)) : undefined);
   if (found) return found;
   // A process that exists but has no terminal deserves a better word than "not found".
-  const process = await client.get(ref).catch((error: unknown) => {
+  const info = await client.get(ref).catch((error: unknown) => {
     if (error instanceof DaemonError && error.status === 404) return undefined;
     throw error;
   });
-  if (process) {
+  if (info) {
     throw new Error(
-      `process ${process.pid} (${process.command}) runs without a terminal; \`sandboxd logs -f ${ref}\` follows its output`,
+      `process ${info.pid} (${info.command}) runs without a terminal; \`sandboxd logs -f ${ref}\` follows its output`,
     );
   }
   throw new DaemonError(404, 'SESSION_NOT_FOUND', `terminal session ${ref} not found`);

@@ -32,17 +32,17 @@ export function beyondRetention<T extends Retained>(
   const forget: T[] = [];
   const incarnations = new Map<unknown, number>();
   let finished = 0;
-  for (const process of [...inStartOrder].reverse()) {
-    if (process.running || !process.settled) continue;
-    if (process.family !== undefined && !process.current) {
-      const count = (incarnations.get(process.family) ?? 0) + 1;
-      incarnations.set(process.family, count);
+  for (const entry of [...inStartOrder].reverse()) {
+    if (entry.running || !entry.settled) continue;
+    if (entry.family !== undefined && !entry.current) {
+      const count = (incarnations.get(entry.family) ?? 0) + 1;
+      incarnations.set(entry.family, count);
       if (count > limits.managedHistory) {
-        forget.push(process);
+        forget.push(entry);
         continue;
       }
     }
-    if (++finished > limits.maxFinished) forget.push(process);
+    if (++finished > limits.maxFinished) forget.push(entry);
   }
   return forget;
 }
@@ -57,17 +57,17 @@ export function spillTrimPlan<T extends Retained>(
 ): { forget: T[]; shedFrom: T[] } {
   const forget: T[] = [];
   let left = excess;
-  for (const process of inStartOrder) {
+  for (const entry of inStartOrder) {
     if (left <= 0) break;
-    if (process.running || !process.settled) continue;
-    left -= process.diskBytes;
-    forget.push(process);
+    if (entry.running || !entry.settled) continue;
+    left -= entry.diskBytes;
+    forget.push(entry);
   }
   const shedFrom =
     left <= 0
       ? []
       : inStartOrder
-          .filter((process) => !forget.includes(process) && process.diskBytes > 0)
+          .filter((entry) => !forget.includes(entry) && entry.diskBytes > 0)
           .sort((a, b) => b.diskBytes - a.diskBytes);
   return { forget, shedFrom };
 }

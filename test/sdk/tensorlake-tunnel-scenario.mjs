@@ -13,13 +13,13 @@ const started = [];
 
 /** Starts a process through the SDK and returns it with the first stdout line that matches. */
 async function startAndRead(command, args, pattern) {
-  const process = await sandbox.startProcess(command, { args });
-  started.push(process.pid);
-  for await (const event of sandbox.followStdout(process.pid)) {
+  const service = await sandbox.startProcess(command, { args });
+  started.push(service.pid);
+  for await (const event of sandbox.followStdout(service.pid)) {
     const match = pattern.exec(event.line);
-    if (match) return { pid: process.pid, match };
+    if (match) return { pid: service.pid, match };
   }
-  const output = await sandbox.getOutput(process.pid);
+  const output = await sandbox.getOutput(service.pid);
   throw new Error(`${command} ended before printing ${pattern}: ${output.lines.join('\n')}`);
 }
 

@@ -30,7 +30,7 @@ export function outputRoutes(table: ProcessTable) {
      * process with millions of lines costs the daemon a batch of memory, not all of them.
      */
     read: (view: OutputView) => async (context: RouteContext) => {
-      const process = table.get(context.params.ref as string);
+      const source = table.get(context.params.ref as string);
       const { url, res } = context;
       const query = outputQuery.parse(Object.fromEntries(url.searchParams));
       const after = query.after;
@@ -39,8 +39,8 @@ export function outputRoutes(table: ProcessTable) {
       res.writeHead(200, { 'content-type': 'application/json' });
       let count = 0;
       let nextAfter = after ?? 0;
-      let connected = await writeOrWait(res, `{"pid":${process.pid},"lines":[`);
-      for await (const items of linesSoFar(process.log, { stream, after })) {
+      let connected = await writeOrWait(res, `{"pid":${source.pid},"lines":[`);
+      for await (const items of linesSoFar(source.log, { stream, after })) {
         if (!connected || count >= limit) break;
         // Losses are counted in truncated_bytes; this view lists lines.
         const lines = spreadRuns(items).filter((item): item is OutputLine => item.kind === 'line');
@@ -51,16 +51,16 @@ export function outputRoutes(table: ProcessTable) {
         count += page.length;
         nextAfter = (page.at(-1) as OutputLine).id;
       }
-      const truncated = process.log.truncatedBytes(stream);
+      const truncated = source.log.truncatedBytes(stream);
       res.end(`],"line_count":${count},"next_after":${nextAfter},"truncated_bytes":${truncated}}`);
     },
 
     follow: (view: OutputView) => async (context: RouteContext) => {
-      const process = table.get(context.params.ref as string);
+      const source = table.get(context.params.ref as string);
       const after = resumePoint(context.req, context.url);
       const events = new EventStream(context.res);
       const shape = { named: true, withStream: view === 'output' };
-      for await (const items of followLines(process.log, { stream: streamOf(view), after }, events.signal)) {
+      for await (const items of followLines(source.log, { stream: streamOf(view), after }, events.signal)) {
         await events.sendFrames(lineFrames(items, shape));
       }
       if (!events.signal.aborted) await events.send([{ event: 'eof', data: {} }]);

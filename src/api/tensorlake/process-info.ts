@@ -6,32 +6,29 @@ import type { LastExit, ManagedState } from '../../core/supervisor.ts';
 import type { ProcessInfo, ProcessUsage } from './responses.ts';
 
 /** A process as this dialect shows it; times are integer milliseconds since the epoch. */
-export function processInfo(table: ProcessTable, process: SandboxProcess): ProcessInfo {
-  const managed = table.managedState(process);
+export function processInfo(table: ProcessTable, entry: SandboxProcess): ProcessInfo {
+  const managed = table.managedState(entry);
   return {
-    pid: process.pid,
-    status: process.status,
-    exit_code: process.exitCode,
-    signal: process.signal,
-    stdin_writable: process.stdinWritable,
-    command: process.spec.command,
-    args: process.spec.args,
-    started_at: process.startedAt,
-    ended_at: process.endedAt,
-    ...(process.spec.name === undefined ? {} : { name: process.spec.name }),
+    pid: entry.pid,
+    status: entry.status,
+    exit_code: entry.exitCode,
+    signal: entry.signal,
+    stdin_writable: entry.stdinWritable,
+    command: entry.spec.command,
+    args: entry.spec.args,
+    started_at: entry.startedAt,
+    ended_at: entry.endedAt,
+    ...(entry.spec.name === undefined ? {} : { name: entry.spec.name }),
     ...(managed ? { managed: managedInfo(managed) } : {}),
-    ...(process.timedOut ? { timed_out: true as const } : {}),
-    oom_killed: process.oomKilled,
+    ...(entry.timedOut ? { timed_out: true as const } : {}),
+    oom_killed: entry.oomKilled,
   };
 }
 
 /** A process with what it uses now, where its cgroups count it (GET of one process alone: it reads files). */
-export async function processInfoWithUsage(
-  table: ProcessTable,
-  process: SandboxProcess,
-): Promise<ProcessInfo> {
-  const usage = await process.usage();
-  return { ...processInfo(table, process), ...(usage ? { usage: usageInfo(usage) } : {}) };
+export async function processInfoWithUsage(table: ProcessTable, entry: SandboxProcess): Promise<ProcessInfo> {
+  const usage = await entry.usage();
+  return { ...processInfo(table, entry), ...(usage ? { usage: usageInfo(usage) } : {}) };
 }
 
 function usageInfo(usage: Usage): ProcessUsage {

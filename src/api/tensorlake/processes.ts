@@ -16,8 +16,8 @@ export function processRoutes(table: ProcessTable, limits: Limits) {
   return {
     async start({ req, res }: RouteContext) {
       const body = startBody.parse(await readJson(req, limits.jsonBytes));
-      const process = await table.start(toStartRequest(body));
-      sendJson(res, 201, processInfo(table, process));
+      const target = await table.start(toStartRequest(body));
+      sendJson(res, 201, processInfo(table, target));
     },
 
     list({ res }: RouteContext) {
@@ -34,9 +34,9 @@ export function processRoutes(table: ProcessTable, limits: Limits) {
     },
 
     async signal(context: RouteContext) {
-      const process = lookup(context);
+      const target = lookup(context);
       const body = signalBody.parse(await readJson(context.req, limits.jsonBytes));
-      process.sendSignal(body.signal as number, { group: body.group ?? true });
+      target.sendSignal(body.signal as number, { group: body.group ?? true });
       sendJson(context.res, 200, { success: true });
     },
 
@@ -57,12 +57,12 @@ export function processRoutes(table: ProcessTable, limits: Limits) {
     },
 
     async writeStdin(context: RouteContext) {
-      const process = lookup(context);
-      if (!process.stdinWritable) {
+      const target = lookup(context);
+      if (!target.stdinWritable) {
         context.req.resume();
-        throw new SandboxError('stdin_not_writable', stdinProblem(process.hasStdinPipe, process.running));
+        throw new SandboxError('stdin_not_writable', stdinProblem(target.hasStdinPipe, target.running));
       }
-      await process.writeStdin(await readBody(context.req, limits.stdinBytes));
+      await target.writeStdin(await readBody(context.req, limits.stdinBytes));
       sendNoContent(context.res);
     },
 

@@ -38,18 +38,18 @@ export interface PtyOptions extends PtySessionOptions, PtySocketOptions {
 }
 
 function sessionInfo(session: PtySession): PtySessionInfo {
-  const { process } = session;
+  const { child } = session;
   return {
     session_id: session.id,
-    pid: process.pid,
-    command: process.spec.command,
-    args: process.spec.args,
-    rows: (process.size ?? DEFAULT_TERMINAL_SIZE).rows,
-    cols: (process.size ?? DEFAULT_TERMINAL_SIZE).cols,
+    pid: child.pid,
+    command: child.spec.command,
+    args: child.spec.args,
+    rows: (child.size ?? DEFAULT_TERMINAL_SIZE).rows,
+    cols: (child.size ?? DEFAULT_TERMINAL_SIZE).cols,
     created_at: session.createdAt,
-    ended_at: process.endedAt,
+    ended_at: child.endedAt,
     exit_code: session.exitCode,
-    is_alive: process.running,
+    is_alive: child.running,
   };
 }
 
@@ -82,7 +82,7 @@ export function ptyRoutes(table: ProcessTable, limits: Limits, options: PtyOptio
     async resize(context: RouteContext) {
       const session = lookup(context);
       const body = resizeBody.parse(await readJson(context.req, limits.jsonBytes));
-      session.process.resize({ rows: body.rows, cols: body.cols });
+      session.child.resize({ rows: body.rows, cols: body.cols });
       sendNoContent(context.res);
     },
 

@@ -30,11 +30,11 @@ export class PtySession {
   readonly clients = new Set<SessionClient>();
   idleTimer: LongTimeout | undefined;
 
-  constructor(readonly process: SandboxProcess) {}
+  constructor(readonly child: SandboxProcess) {}
 
   /** Clients get one number, as a shell reports it. */
   get exitCode(): number | null {
-    return exitCodeOf(this.process);
+    return exitCodeOf(this.child);
   }
 }
 
@@ -87,18 +87,18 @@ export class PtySessions {
     session.idleTimer?.clear();
     for (const client of session.clients) client.terminate();
     session.clients.clear();
-    const { process } = session;
-    if (!process.running) return;
+    const { child } = session;
+    if (!child.running) return;
     // Also called from the idle timer: a failure is reported, never thrown; a process that
     // ended meanwhile needs no hang-up.
     try {
-      process.sendSignal(SIGHUP);
+      child.sendSignal(SIGHUP);
     } catch (error) {
       if (!(error instanceof SandboxError && error.kind === 'not_running'))
         console.error(`sandboxd: cannot signal terminal session ${session.id}:`, error);
     }
-    const kill = setTimeout(() => void process.kill(), this.options.killGraceMs).unref();
-    void process.exited.then(() => clearTimeout(kill));
+    const kill = setTimeout(() => void child.kill(), this.options.killGraceMs).unref();
+    void child.exited.then(() => clearTimeout(kill));
   }
 
   private detached(session: PtySession): void {

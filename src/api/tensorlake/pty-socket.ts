@@ -77,10 +77,10 @@ export function serveTerminal(
         socket.close(CLOSE_POLICY, 'input rate limit exceeded');
         return;
       }
-      if (session.process.running) session.process.writeTerminal(frame.subarray(1));
+      if (session.child.running) session.child.writeTerminal(frame.subarray(1));
     } else if (opcode === RESIZE && frame.length >= 5) {
       const size = { cols: frame.readUInt16BE(1), rows: frame.readUInt16BE(3) };
-      if (session.process.running) session.process.resize(size);
+      if (session.child.running) session.child.resize(size);
     } else if (opcode === READY && !streaming) {
       streaming = true;
       stream(socket, session, options, stop.signal).catch(() => socket.terminate());
@@ -94,7 +94,7 @@ async function stream(
   options: PtySocketOptions,
   signal: AbortSignal,
 ): Promise<void> {
-  const { log } = session.process;
+  const { log } = session.child;
   const from = await log.tailStart('pty', options.scrollbackBytes);
   for await (const batch of log.follow(from, signal)) {
     const frame = Buffer.concat([Buffer.of(OUTPUT), ...batch.map((record) => record.data)]);
@@ -102,7 +102,7 @@ async function stream(
     await new Promise<void>((resolve) => socket.send(frame, () => resolve()));
   }
   if (signal.aborted) return;
-  await session.process.done;
+  await session.child.done;
   const exit = Buffer.alloc(5);
   exit[0] = EXIT;
   const code = session.exitCode ?? 0;

@@ -87,7 +87,7 @@ export const UNAUTHORIZED = error('the daemon has a token, and the request does 
 
 /** Every route, in the order the router tries them. */
 export function routeTable() {
-  const process = (path: string) => `/api/v1/processes/{ref}${path}`;
+  const processPath = (path: string) => `/api/v1/processes/{ref}${path}`;
   const pty = (path: string) => `/api/v1/pty/{id}${path}`;
   const main = [
     {
@@ -159,7 +159,7 @@ export function routeTable() {
     },
     {
       method: 'get',
-      path: process(''),
+      path: processPath(''),
       id: 'getProcess',
       tag: 'processes',
       summary: 'One process',
@@ -167,7 +167,7 @@ export function routeTable() {
     },
     {
       method: 'get',
-      path: process('/wait'),
+      path: processPath('/wait'),
       id: 'waitForProcess',
       tag: 'processes',
       summary: 'Wait until the process is running, healthy or has exited',
@@ -188,7 +188,7 @@ export function routeTable() {
     },
     {
       method: 'delete',
-      path: process(''),
+      path: processPath(''),
       id: 'killProcess',
       tag: 'processes',
       summary: 'SIGKILL its process group (also when it has ended)',
@@ -196,7 +196,7 @@ export function routeTable() {
     },
     {
       method: 'post',
-      path: process('/stdin'),
+      path: processPath('/stdin'),
       id: 'writeStdin',
       tag: 'processes',
       summary: 'Write bytes to its stdin',
@@ -212,7 +212,7 @@ export function routeTable() {
     },
     {
       method: 'post',
-      path: process('/stdin/close'),
+      path: processPath('/stdin/close'),
       id: 'closeStdin',
       tag: 'processes',
       summary: 'EOF on its stdin, after everything accepted before',
@@ -224,7 +224,7 @@ export function routeTable() {
     },
     {
       method: 'post',
-      path: process('/signal'),
+      path: processPath('/signal'),
       id: 'signalProcess',
       tag: 'processes',
       summary: 'Send a signal to its process group (or to it alone with `group: false`)',
@@ -237,7 +237,7 @@ export function routeTable() {
     },
     {
       method: 'post',
-      path: process('/restart'),
+      path: processPath('/restart'),
       id: 'restartProcess',
       tag: 'processes',
       summary: 'Restart a managed process',
@@ -476,12 +476,12 @@ function capitalize<Word extends string>(word: Word): Capitalize<Word> {
 }
 /** Reading and following one view of a process's output. */
 function outputRoutes<View extends 'stdout' | 'stderr' | 'output'>(view: View) {
-  const process = (path: string) => `/api/v1/processes/{ref}${path}`;
+  const processPath = (path: string) => `/api/v1/processes/{ref}${path}`;
   const which = view === 'output' ? 'stdout and stderr lines in the order they were read' : `${view} lines`;
   return [
     {
       method: 'get',
-      path: process(`/${view}`),
+      path: processPath(`/${view}`),
       id: `read${capitalize(view)}` as const,
       tag: 'output',
       summary: `The complete ${which} so far`,
@@ -494,7 +494,7 @@ function outputRoutes<View extends 'stdout' | 'stderr' | 'output'>(view: View) {
     },
     {
       method: 'get',
-      path: process(`/${view}/follow`),
+      path: processPath(`/${view}/follow`),
       id: `follow${capitalize(view)}` as const,
       tag: 'output',
       summary: `Follow the ${which}: the past, then live, until the end`,

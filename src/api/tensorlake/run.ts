@@ -18,9 +18,9 @@ import { EventStream } from './sse.ts';
 export function runRoute(table: ProcessTable, limits: Limits) {
   return async ({ req, res }: RouteContext) => {
     const body = runBody.parse(await readJson(req, limits.jsonBytes));
-    let process: SandboxProcess;
+    let started: SandboxProcess;
     try {
-      process = await table.start(toStartRequest(body));
+      started = await table.start(toStartRequest(body));
     } catch (error) {
       if (!(error instanceof SandboxError) || !['spawn_failed', 'bad_cwd'].includes(error.kind)) throw error;
       const events = new EventStream(res);
@@ -33,14 +33,14 @@ export function runRoute(table: ProcessTable, limits: Limits) {
       return;
     }
     const events = new EventStream(res);
-    await events.send([{ data: { pid: process.pid, started_at: process.startedAt } }]);
+    await events.send([{ data: { pid: started.pid, started_at: started.startedAt } }]);
     const shape = { named: false, withStream: true };
-    for await (const items of followLines(process.log, {}, events.signal)) {
+    for await (const items of followLines(started.log, {}, events.signal)) {
       await events.sendFrames(lineFrames(items, shape));
     }
     if (events.signal.aborted) return;
-    const exit = await process.exited;
-    const last: RunFrame = process.timedOut
+    const exit = await started.exited;
+    const last: RunFrame = started.timedOut
       ? { signal: SIGKILL, timed_out: true }
       : exit.signal === null
         ? { exit_code: exit.exitCode ?? 0 }

@@ -6,8 +6,8 @@ import { selectProcess } from './selector.ts';
 /** CloseStdin: EOF after the input accepted before it; idempotent; an error for a terminal. */
 export function closeStdin(table: ProcessTable) {
   return async (request: CloseStdinRequest) => {
-    const process = selectProcess(table, request.process);
-    await translated(() => process.closeStdin());
+    const target = selectProcess(table, request.process);
+    await translated(() => target.closeStdin());
     return {};
   };
 }

@@ -14,11 +14,11 @@ type ProcessEventInit = MessageInitShape<typeof ProcessEventSchema>;
  * holds up neither the process nor the other watchers.
  */
 export async function* processEvents(
-  process: SandboxProcess,
+  watched: SandboxProcess,
   context: HandlerContext,
 ): AsyncGenerator<ProcessEventInit> {
-  yield { event: { case: 'start', value: { pid: process.pid } } };
-  const batches = process.log.follow(process.log.startSeq, context.signal);
+  yield { event: { case: 'start', value: { pid: watched.pid } } };
+  const batches = watched.log.follow(watched.log.startSeq, context.signal);
   const sentUpTo = new Map<StreamName, number>();
   try {
     for await (const batch of withKeepalives(batches, keepaliveMs(context))) {
@@ -30,7 +30,7 @@ export async function* processEvents(
   }
   throwIfDeadlinePassed(context);
   if (context.signal.aborted) return;
-  yield { event: { case: 'end', value: endEvent(await process.exited) } };
+  yield { event: { case: 'end', value: endEvent(await watched.exited) } };
 }
 
 // Small records of one stream are joined into messages of up to this size; a record this big

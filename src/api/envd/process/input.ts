@@ -4,11 +4,11 @@ import type { ProcessInput } from '../../../gen/process/process_pb.ts';
 import { translated } from '../errors.ts';
 
 /** Delivers one piece of input: stdin bytes to the pipe, pty bytes to the terminal. */
-export function deliverInput(process: SandboxProcess, input: ProcessInput | undefined): Promise<void> {
+export function deliverInput(target: SandboxProcess, input: ProcessInput | undefined): Promise<void> {
   return translated(async () => {
     const choice = input?.input;
-    if (choice?.case === 'stdin') await process.writeStdin(Buffer.from(choice.value));
-    else if (choice?.case === 'pty') process.writeTerminal(Buffer.from(choice.value));
+    if (choice?.case === 'stdin') await target.writeStdin(Buffer.from(choice.value));
+    else if (choice?.case === 'pty') target.writeTerminal(Buffer.from(choice.value));
     else throw new ConnectError('input: give stdin or pty bytes', Code.InvalidArgument);
   });
 }

@@ -5,7 +5,7 @@ export function list(table: ProcessTable) {
   return () => ({
     processes: table
       .list()
-      .filter((process) => process.running)
+      .filter((entry) => entry.running)
       .map(({ pid, spec }) => ({
         pid,
         tag: spec.name,

@@ -7,14 +7,14 @@ import type { ProcessSelector } from '../../../gen/process/process_pb.ts';
 export function selectProcess(table: ProcessTable, selector: ProcessSelector | undefined): SandboxProcess {
   const choice = selector?.selector;
   if (choice?.case === 'pid') {
-    const process = table.find(choice.value);
-    if (process) return process;
+    const found = table.find(choice.value);
+    if (found) return found;
     throw new ConnectError(`process with pid ${choice.value} not found`, Code.NotFound);
   }
   if (choice?.case === 'tag') {
     // A tag may be all digits: it is looked up as a name, never as a pid.
-    const process = table.named(choice.value);
-    if (process) return process;
+    const found = table.named(choice.value);
+    if (found) return found;
     throw new ConnectError(`process with tag ${choice.value} not found`, Code.NotFound);
   }
   throw new ConnectError('process selector: give a pid or a tag', Code.InvalidArgument);

@@ -8,10 +8,10 @@ import { selectProcess } from './selector.ts';
 /** SendSignal: SIGTERM to the whole process group, or SIGKILL to every descendant. */
 export function sendSignal(table: ProcessTable) {
   return async (request: SendSignalRequest) => {
-    const process = selectProcess(table, request.process);
-    if (!process.running) throw new ConnectError(`process with pid ${process.pid} not found`, Code.NotFound);
-    if (request.signal === Signal.SIGKILL) await table.kill(process);
-    else if (request.signal === Signal.SIGTERM) await translated(() => process.sendSignal(SIGTERM));
+    const target = selectProcess(table, request.process);
+    if (!target.running) throw new ConnectError(`process with pid ${target.pid} not found`, Code.NotFound);
+    if (request.signal === Signal.SIGKILL) await table.kill(target);
+    else if (request.signal === Signal.SIGTERM) await translated(() => target.sendSignal(SIGTERM));
     else
       throw new ConnectError(
         `signal ${request.signal} is not supported: use SIGTERM or SIGKILL`,

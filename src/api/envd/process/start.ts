@@ -18,19 +18,19 @@ export function start(table: ProcessTable, files: FileSystem) {
     if (!request.process?.cmd) throw new ConnectError('process.cmd is required', Code.InvalidArgument);
     const name = basicUserName(context);
     if (name !== undefined) await files.user(name).catch(invalidUsername(name));
-    const process = await translated(() => table.start(toCoreStart(request, name, context.timeoutMs())));
+    const started = await translated(() => table.start(toCoreStart(request, name, context.timeoutMs())));
     // The stream's own deadline may pass a moment before the process's: what the stream
     // reports as timed out is killed, whichever comes first.
     const onDeadline = () => {
-      if (isDeadline(context.signal.reason)) process.expire();
+      if (isDeadline(context.signal.reason)) started.expire();
     };
     context.signal.addEventListener('abort', onDeadline, { once: true });
     try {
-      for await (const event of processEvents(process, context)) yield { event };
+      for await (const event of processEvents(started, context)) yield { event };
     } finally {
       context.signal.removeEventListener('abort', onDeadline);
     }
-    if (process.timedOut)
+    if (started.timedOut)
       throw new ConnectError('the command outlived Connect-Timeout-Ms and was killed', Code.DeadlineExceeded);
   };
 }

@@ -8,14 +8,14 @@ import { selectProcess } from './selector.ts';
 /** StreamInput: the first message selects the process; data messages follow, in order. */
 export function streamInput(table: ProcessTable) {
   return async (requests: AsyncIterable<StreamInputRequest>) => {
-    let process: SandboxProcess | undefined;
+    let target: SandboxProcess | undefined;
     for await (const { event } of requests) {
       if (event.case === 'start') {
-        process = selectProcess(table, event.value.process);
+        target = selectProcess(table, event.value.process);
       } else if (event.case === 'data') {
-        if (!process)
+        if (!target)
           throw new ConnectError('the first message must select the process', Code.FailedPrecondition);
-        await deliverInput(process, event.value.input);
+        await deliverInput(target, event.value.input);
       }
     }
     return {};

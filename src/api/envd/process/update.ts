@@ -7,12 +7,12 @@ import { selectProcess } from './selector.ts';
 /** Update: resize a process's terminal. */
 export function update(table: ProcessTable) {
   return async (request: UpdateRequest) => {
-    const process = selectProcess(table, request.process);
+    const target = selectProcess(table, request.process);
     const size = request.pty?.size;
     if (!size) return {};
     if (size.cols < 1 || size.rows < 1)
       throw new ConnectError('pty.size: cols and rows must be positive', Code.InvalidArgument);
-    await translated(() => process.resize({ cols: size.cols, rows: size.rows }));
+    await translated(() => target.resize({ cols: size.cols, rows: size.rows }));
     return {};
   };
 }
