@@ -1,13 +1,17 @@
 // What the bench's groups share: how a run is configured, a row of the table, the compiled
 // daemon (optionally under the CPU profiler), a keep-alive HTTP client, the source data and
 // the statistics.
+
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { Agent, type IncomingMessage, request } from 'node:http';
+import { Agent, createServer, type IncomingMessage, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startDaemon, type TestDaemon } from '../test/helpers/daemon.ts';
 
 export const MiB = 1024 * 1024;
@@ -210,4 +214,40 @@ export async function inBatches<T, R>(items: readonly T[], width: number, task: 
     results.push(...(await Promise.all(items.slice(i, i + width).map(task))));
   }
   return results;
+}
+
+/** Health round trips the prober takes over the next `ms`. */
+export async function probeFor(prober: ChildProcess, ms: number): Promise<number[]> {
+  prober.send('start');
+  await sleep(ms);
+  const answer = Promise.race([
+    once(prober, 'message'),
+    once(prober, 'exit').then(() => Promise.reject(new Error('the health prober died'))),
+  ]);
+  prober.send('stop');
+  const [{ samples }] = (await answer) as [{ samples: number[] }];
+  return samples;
+}
+
+/** A port nothing listens on, for the app to take. */
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** Resolves once the app has said it listens (on its stdout, followed through the daemon). */
+export async function appListening(api: string, pid: number): Promise<void> {
+  const follow = await open(`${api}/processes/${pid}/stdout/follow`);
+  follow.setEncoding('utf8');
+  let seen = '';
+  for await (const chunk of follow) {
+    seen += chunk as string;
+    if (seen.includes('listening')) break;
+  }
+  follow.destroy();
+  if (!seen.includes('listening')) throw new Error(`the bench app did not start: ${seen}`);
 }

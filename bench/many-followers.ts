@@ -2,10 +2,9 @@
 // (GET …/output/follow, a connection each). Its resident memory then, against the same
 // daemon's idle, and the p99 of health round trips taken meanwhile by a process of its own
 // (health-probe.ts), against the same probe of the idle daemon. A fresh daemon each round.
-import { type ChildProcess, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
   type BenchOptions,
@@ -14,6 +13,7 @@ import {
   killProcess,
   open,
   percentile,
+  probeFor,
   type Row,
   row,
   startProcess,
@@ -74,17 +74,4 @@ export async function manyFollowers(options: BenchOptions): Promise<Row[]> {
       health,
     ),
   ];
-}
-
-/** Health round trips the prober takes over the next `ms`. */
-async function probeFor(prober: ChildProcess, ms: number): Promise<number[]> {
-  prober.send('start');
-  await sleep(ms);
-  const answer = Promise.race([
-    once(prober, 'message'),
-    once(prober, 'exit').then(() => Promise.reject(new Error('the health prober died'))),
-  ]);
-  prober.send('stop');
-  const [{ samples }] = (await answer) as [{ samples: number[] }];
-  return samples;
 }

@@ -1,18 +1,12 @@
-// Row 12: what an HTTP preview adds to a request. A small web app runs in the sandbox (started
-// through the daemon, as an agent's dev server would be); each sample is a keep-alive GET of it
-// through its preview host (`Host: <port>-bench.localhost`), and, interleaved, the same GET
-// straight to its port. p50 of each round. The goal is the direct p50 + 0.3 ms at most.
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
+  appListening,
   type BenchOptions,
   benchDaemon,
   call,
   elapsedMs,
+  freePort,
   keepAliveAgent,
   killProcess,
-  open,
   percentile,
   type Row,
   row,
@@ -77,27 +71,4 @@ export async function previewLatency(options: BenchOptions): Promise<Row[]> {
   );
   const added = done.figure - done.baseline;
   return [{ ...done, note: `+${added.toFixed(3)} ms (goal ≤ +0.3 ms)` }];
-}
-
-/** A port nothing listens on, for the app to take. */
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-/** Resolves once the app has said it listens (on its stdout, followed through the daemon). */
-async function appListening(api: string, pid: number): Promise<void> {
-  const follow = await open(`${api}/processes/${pid}/stdout/follow`);
-  follow.setEncoding('utf8');
-  let seen = '';
-  for await (const chunk of follow) {
-    seen += chunk as string;
-    if (seen.includes('listening')) break;
-  }
-  follow.destroy();
-  if (!seen.includes('listening')) throw new Error(`the bench app did not start: ${seen}`);
 }

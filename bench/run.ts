@@ -17,6 +17,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BenchOptions, profiledSince, type Row, Scratch } from './common.ts';
 import { type Frame, topSelfTime } from './cpu-profile.ts';
+import { managedHealth } from './managed-health.ts';
 import { manyFollowers } from './many-followers.ts';
 import { connectBytes, sseLines } from './output-throughput.ts';
 import { pausedFollower } from './paused-follower.ts';
@@ -57,6 +58,7 @@ const groups: { rows: string[]; run: () => Promise<Row[]> }[] = [
   { rows: ['10'], run: () => tunnelThroughput(options) },
   { rows: ['11'], run: () => idleTunnels(options) },
   { rows: ['12'], run: () => previewLatency(options) },
+  { rows: ['13'], run: () => managedHealth(options) },
 ];
 const known = groups.flatMap((g) => g.rows);
 const wanted = values.rows?.split(',') ?? (options.profileDir ? ['1', '2', '3'] : known);
@@ -116,6 +118,13 @@ const LEGEND: [rows: string[], lines: string[]][] = [
     [
       '12  a keep-alive GET of a small app (node:http, started through the daemon) straight to its port;',
       '    the figure is the same GET through its preview host, samples interleaved.',
+    ],
+  ],
+  [
+    ['13'],
+    [
+      '13  health round trips of the same daemon before the processes started, as in 7; the figure with',
+      '    1000 managed `sleep`s each probing an http app every second (probes spread over the second).',
     ],
   ],
 ];
