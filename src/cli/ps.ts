@@ -1,24 +1,18 @@
 import type { Command } from 'commander';
 import type { ProcessInfo } from '../client/index.ts';
 import { signalName } from '../core/signals.ts';
-import { type ConnectionOptions, example, run, withConnection } from './connection.ts';
+import { listCommand } from './list-command.ts';
 import { formatTable } from './table.ts';
 
 export function psCommand(program: Command): void {
-  withConnection(program.command('ps'))
-    .description('list the processes the daemon has started, running and finished')
-    .option('--json', "print the list as JSON (the daemon's ProcessInfo objects)")
-    .addHelpText(
-      'after',
-      example('sandboxd ps', 'sandboxd ps --json | jq \'.[] | select(.status == "running") | .pid\''),
-    )
-    .action((options: ConnectionOptions & { json?: boolean }) =>
-      run(options, async (client) => {
-        const processes = await client.list();
-        process.stdout.write(options.json ? `${JSON.stringify(processes, null, 2)}\n` : table(processes));
-        return 0;
-      }),
-    );
+  listCommand(program, {
+    name: 'ps',
+    description: 'list the processes the daemon has started, running and finished',
+    objects: 'ProcessInfo',
+    examples: ['sandboxd ps', 'sandboxd ps --json | jq \'.[] | select(.status == "running") | .pid\''],
+    list: (client) => client.list(),
+    table,
+  });
 }
 
 function table(processes: ProcessInfo[]): string {

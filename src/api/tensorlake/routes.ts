@@ -58,27 +58,16 @@ export interface Operation {
   security?: readonly JsonObject[];
 }
 
-const REF = {
-  name: 'ref',
+const pathParameter = (name: string, description: string, schema: JsonObject = { type: 'string' }) => ({
+  name,
   in: 'path',
   required: true,
-  description: 'a pid, or a process name',
-  schema: { type: 'string' },
-};
-const PORT = {
-  name: 'port',
-  in: 'path',
-  required: true,
-  description: 'a TCP port, 1 to 65535',
-  schema: { type: 'string', pattern: '^[0-9]{1,5}$' },
-};
-const SESSION = {
-  name: 'id',
-  in: 'path',
-  required: true,
-  description: 'a terminal session id',
-  schema: { type: 'string' },
-};
+  description,
+  schema,
+});
+const REF = pathParameter('ref', 'a pid, or a process name (percent-encoded)');
+const PORT = pathParameter('port', 'a TCP port, 1 to 65535', { type: 'string', pattern: '^[0-9]{1,5}$' });
+const SESSION = pathParameter('id', 'a terminal session id');
 
 const error = (description: string): Answer => ({ description, json: errorResponse });
 const NOT_FOUND = error('no such process (NOT_FOUND)');
