@@ -132,9 +132,9 @@ describe('sandboxd ps', () => {
 
       const table = await cli(['ps'], { daemon });
       const [header, ...rows] = table.stdout.trimEnd().split('\n');
-      assert.match(header as string, /^PID\s+NAME\s+STATUS\s+EXIT\s+AGE\s+COMMAND$/);
+      assert.match(header as string, /^PID\s+NAME\s+STATUS\s+EXIT\s+MANAGED\s+HEALTH\s+AGE\s+COMMAND$/);
       const row = rows.find((r) => r.startsWith(`${started.pid} `));
-      assert.match(row as string, /^\d+\s+-\s+running\s+-\s+\d+s\s+sleep 1004\.5$/);
+      assert.match(row as string, /^\d+\s+-\s+running\s+-\s+-\s+-\s+\d+s\s+sleep 1004\.5$/);
     } finally {
       await client.kill(started.pid);
     }
