@@ -76,8 +76,12 @@ class StandIn implements TableProcess {
     this.end({ status: 'signaled', exitCode: null, signal: 9, oomKilled: false });
   }
 
+  /** Any signal ends a stand-in, as it would a process that does not handle it. */
   sendSignal(signal: number): void {
     this.signals.push(signal);
+    if (!this.running) return;
+    this.running = false;
+    this.end({ status: 'signaled', exitCode: null, signal, oomKilled: false });
   }
 
   setDeadline(ms: number): void {
@@ -108,6 +112,11 @@ function standInTable(options: Partial<TableOptions<StandIn>> = {}, pids: number
     maxSpillBytes: 1 << 30,
     spawn: async (spec, spill) => {
       const entry = new StandIn(spec, spill, pids.shift());
+      // `true` and `false` (health checks) end at once, as they would.
+      if (spec.command === 'true' || spec.command === 'false') {
+        queueMicrotask(() => entry.finish(spec.command === 'true' ? 0 : 1));
+        return entry;
+      }
       started.push(entry);
       spawned.emit('spawn', entry);
       return entry;
@@ -316,6 +325,71 @@ describe('process table: supervision', () => {
     const plain = await table.start({ command: 'x' });
     await assert.rejects(table.restart(plain), code('not_managed'));
     await plain.kill();
+  });
+});
+
+describe('process table: health checks', () => {
+  let keepAlive: NodeJS.Timeout;
+  before(() => {
+    keepAlive = setInterval(() => {}, 60_000);
+  });
+  after(() => clearInterval(keepAlive));
+
+  const failing = {
+    type: 'exec' as const,
+    command: 'false',
+    initial_delay_ms: 0,
+    interval_ms: 1,
+    failure_threshold: 2,
+  };
+
+  test('an unhealthy incarnation gets SIGTERM and its policy restarts it; lastError names the check', async () => {
+    const { table, nextSpawn } = standInTable();
+    const first = await table.start({
+      command: 'server',
+      restart: { policy: 'on_failure', maxRestarts: 1, initialBackoffMs: 1 },
+      healthCheck: failing,
+    });
+    const second = await nextSpawn();
+    assert.deepEqual(first.signals, [15]);
+    const state = table.managedState(second);
+    assert.equal(state?.restartCount, 1);
+    assert.equal(state?.lastError, 'health check failed 2 times in a row: exec false exited 1');
+    assert.deepEqual(state?.lastExit && [state.lastExit.signal, state.lastExit.oomKilled], [15, false]);
+    await table.kill(second);
+  });
+
+  test('under policy never it keeps running, marked unhealthy; a passing check makes it healthy', async () => {
+    const { table } = standInTable();
+    const kept = await table.start({ command: 'server', healthCheck: failing });
+    // Each probe is a turn of the event loop or two: look after each turn until it turned.
+    while (table.managedState(kept)?.healthStatus !== 'unhealthy') await new Promise(setImmediate);
+    assert.deepEqual(kept.signals, []);
+    assert.equal(kept.running, true);
+    const good = await table.start({ command: 'server', healthCheck: { ...failing, command: 'true' } });
+    assert.equal(await table.waitUntil(good, 'healthy', AbortSignal.timeout(5000)), good);
+    assert.equal(table.managedState(good)?.status, 'running');
+    await table.kill(kept);
+    await table.kill(good);
+  });
+
+  test('waiting: timed_out when the signal ends it first; not_running when the state cannot come', async () => {
+    const { table } = standInTable();
+    const slow = await table.start({
+      command: 'server',
+      healthCheck: { ...failing, initial_delay_ms: 60_000 },
+    });
+    await assert.rejects(table.waitUntil(slow, 'healthy', AbortSignal.timeout(10)), code('timed_out'));
+    await table.kill(slow);
+    await assert.rejects(table.waitUntil(slow, 'healthy', AbortSignal.timeout(5000)), code('not_running'));
+    const plain = await table.start({ command: 'server' });
+    await assert.rejects(
+      table.waitUntil(plain, 'healthy', AbortSignal.timeout(5000)),
+      code('invalid_argument'),
+    );
+    const exited = table.waitUntil(plain, 'exited', AbortSignal.timeout(5000));
+    plain.finish(3);
+    assert.equal(await exited, plain);
   });
 });
 

@@ -226,7 +226,8 @@ export class Supervisor<P extends Supervised> {
     this.lastExit = { exitCode: exit.exitCode, signal: exit.signal, oomKilled, endedAt: Date.now() };
     const unhealthy = this.stoppedUnhealthy === incarnation;
     const failed = unhealthy || exit.status !== 'exited' || exit.exitCode !== 0;
-    if (failed && !unhealthy) this.lastError = describeExit(exit);
+    // A restart asked for kills the incarnation on purpose: that is no error of the process's.
+    if (failed && !unhealthy && !this.restarting) this.lastError = describeExit(exit);
     this.changed.wake();
     if (this.stopped || this.restarting) return;
     const { policy, maxRestarts, initialBackoffMs, maxBackoffMs } = this.policy;
