@@ -31,6 +31,10 @@ describe('process names', () => {
     ['del\u007f', 'must not contain control characters'],
     ['c1\u0085', 'must not contain control characters'],
     ['lone \ud800', 'must be valid Unicode text'],
+    ['.', "must not be '.' or '..'"],
+    ['..', "must not be '.' or '..'"],
+    ['...', undefined],
+    ['.hidden', undefined],
   ];
   for (const [name, problem] of cases) {
     test(`${JSON.stringify(name.length > 20 ? `${name.slice(0, 20)}…` : name)} → ${problem ?? 'ok'}`, () => {

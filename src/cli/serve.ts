@@ -105,8 +105,7 @@ export function serveCommand(program: Command): void {
       const { startDaemon } = await import('../server/daemon.ts');
       const { protectDaemonFromOom } = await import('../core/oom-score.ts');
       // Before anything is started: children inherit the score, and are given the default back.
-      const oomProblem = await protectDaemonFromOom();
-      if (oomProblem) console.error(`sandboxd: ${oomProblem}`);
+      const oomScore = await protectDaemonFromOom();
       const daemon = await startDaemon({
         host: options.host,
         ports,
@@ -146,7 +145,7 @@ export function serveCommand(program: Command): void {
         process.exit(0);
       };
       if (stopRequested) return stopNow(stopRequested);
-      console.log(`sandboxd: ${daemon.tracking}`);
+      console.log(`sandboxd: ${daemon.tracking}; ${oomScore}`);
       for (const url of daemon.urls) console.log(`sandboxd listening on ${url}`);
     });
 }

@@ -17,21 +17,22 @@ const CHILD_OOM_SCORE_ADJ = '0';
 let childrenNeedReset = false;
 
 /**
- * Lowers the daemon's own oom_score_adj, before it starts anything. Lowering it takes
- * CAP_SYS_RESOURCE: without it, the reason is returned (for one line) and the daemon goes on at
- * the score it had.
+ * Lowers the daemon's own oom_score_adj, before it starts anything, and says how it went (for
+ * the start-up line). Lowering it takes CAP_SYS_RESOURCE, which container runtimes do not grant
+ * by default: without it the daemon goes on at the score it had, and says so.
  */
-export async function protectDaemonFromOom(): Promise<string | undefined> {
-  let problem: string | undefined;
+export async function protectDaemonFromOom(): Promise<string> {
+  let refused: string | undefined;
   try {
     await writeFile('/proc/self/oom_score_adj', String(DAEMON_OOM_SCORE_ADJ));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? String(error);
-    problem = `cannot lower the daemon's oom_score_adj to ${DAEMON_OOM_SCORE_ADJ} (${code}: it takes CAP_SYS_RESOURCE); going on without`;
+    refused = (error as NodeJS.ErrnoException).code ?? String(error);
   }
-  const own = await readFile('/proc/self/oom_score_adj', 'utf8').catch(() => CHILD_OOM_SCORE_ADJ);
-  childrenNeedReset = own.trim() !== CHILD_OOM_SCORE_ADJ;
-  return problem;
+  const own = (await readFile('/proc/self/oom_score_adj', 'utf8').catch(() => CHILD_OOM_SCORE_ADJ)).trim();
+  childrenNeedReset = own !== CHILD_OOM_SCORE_ADJ;
+  return refused === undefined
+    ? `the OOM killer spares the daemon (oom_score_adj ${own})`
+    : `oom_score_adj left at ${own} (lowering it takes CAP_SYS_RESOURCE: ${refused})`;
 }
 
 /**

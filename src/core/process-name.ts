@@ -10,8 +10,8 @@ const CONTROL = /\p{Cc}/u;
 
 /**
  * Why a process name is refused, or undefined when it is fine: any UTF-8 text of 1 to 255
- * bytes without `/` or control characters, not all digits (digits address a pid). A name
- * stands in a URL path percent-encoded.
+ * bytes without `/` or control characters, not all digits (digits address a pid), and not `.`
+ * or `..`. A name stands in a URL path percent-encoded.
  */
 export function processNameProblem(name: string): string | undefined {
   if (name === '') return 'must not be empty';
@@ -20,6 +20,8 @@ export function processNameProblem(name: string): string | undefined {
   if (name.includes('/')) return "must not contain '/'";
   if (CONTROL.test(name)) return 'must not contain control characters';
   if (/^\d+$/.test(name)) return 'must not be all digits (digits address a pid)';
+  // URLs fold these path segments away, percent-encoded or not: no route could name them.
+  if (name === '.' || name === '..') return "must not be '.' or '..'";
   return undefined;
 }
 
