@@ -56,7 +56,7 @@ test('through the tensorlake SDK: http and tcp health checks, waiting until heal
     lastError: 'killed by the kernel for memory (OOM)',
   });
 
-  for (const name of ['café', 'a:b', '名前']) {
+  for (const name of ['web 1', 'café', 'a:b', '名前']) {
     assert.deepEqual(
       seen.names[name],
       { sameProcess: true, nameEchoed: name, signal: true, signaled: 15, killed: 9 },

@@ -45,14 +45,14 @@ try {
   const server = `require('http').createServer((q, r) => r.end('ok')).listen(${webPort}, '127.0.0.1')`;
   const web = await sandbox.startProcess(process.execPath, {
     args: ['-e', server],
-    name: 'web 1',
+    name: 'web server',
     healthCheck: { type: 'http', port: webPort, path: '/', initialDelayMs: 0, intervalMs: 50 },
   });
-  names.push('web 1');
+  names.push('web server');
   seen.webStarted = managedView(web);
-  const webWait = await waitFor('web 1', 'healthy');
+  const webWait = await waitFor('web server', 'healthy');
   seen.webWait = { status: webWait.status, health: webWait.body.managed?.health_status };
-  seen.webHealthy = managedView(await sandbox.getProcess('web 1'));
+  seen.webHealthy = managedView(await sandbox.getProcess('web server'));
 
   // A tcp check on a port nobody listens on turns unhealthy; the process is stopped and
   // restarted by its policy, and lastError says why.
@@ -98,7 +98,7 @@ try {
 
   // Names of any text but '/', never all digits: start, get, signal and kill by name.
   seen.names = {};
-  for (const name of ['café', 'a:b', '名前']) {
+  for (const name of ['web 1', 'café', 'a:b', '名前']) {
     const started = await sandbox.startProcess('sleep', { args: ['1000'], name });
     names.push(name);
     const got = await sandbox.getProcess(name);
