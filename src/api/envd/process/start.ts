@@ -26,7 +26,7 @@ export function start(table: ProcessTable, files: FileSystem) {
     };
     context.signal.addEventListener('abort', onDeadline, { once: true });
     try {
-      for await (const event of processEvents(process, context)) yield { event };
+      yield* processEvents(process, context);
     } finally {
       context.signal.removeEventListener('abort', onDeadline);
     }
