@@ -17,6 +17,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BenchOptions, profiledSince, type Row, Scratch } from './common.ts';
 import { type Frame, topSelfTime } from './cpu-profile.ts';
+import { sdkOutput } from './e2b-sdk-output.ts';
 import { manyFollowers } from './many-followers.ts';
 import { connectBytes, sseLines } from './output-throughput.ts';
 import { pausedFollower } from './paused-follower.ts';
@@ -57,6 +58,7 @@ const groups: { rows: string[]; run: () => Promise<Row[]> }[] = [
   { rows: ['10'], run: () => tunnelThroughput(options) },
   { rows: ['11'], run: () => idleTunnels(options) },
   { rows: ['12'], run: () => previewLatency(options) },
+  { rows: ['13'], run: () => sdkOutput(options, scratch) },
 ];
 const known = groups.flatMap((g) => g.rows);
 const wanted = values.rows?.split(',') ?? (options.profileDir ? ['1', '2', '3'] : known);
@@ -118,6 +120,7 @@ const LEGEND: [rows: string[], lines: string[]][] = [
       '    the figure is the same GET through its preview host, samples interleaved.',
     ],
   ],
+  [['13'], ["13  row 2's `head -c N` read from a pipe as UTF-8 text (setEncoding), characters counted."]],
 ];
 
 const load = () => loadavg().map((l) => Number(l.toFixed(2)));

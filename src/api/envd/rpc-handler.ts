@@ -37,6 +37,9 @@ export function rpcHandler(routes: (router: ConnectRouter) => void, options: Con
     ...options,
   });
   routes(router);
+  // Pre-encoded frames stand in for the library's frames of empty messages, which it must not
+  // compress: it compresses none unless a caller sets compressMinBytes.
+  const preEncoding = (options.compressMinBytes ?? Number.POSITIVE_INFINITY) === Number.POSITIVE_INFINITY;
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const handler = handlers.get((req.url ?? '').split('?', 1)[0] as string);
@@ -48,7 +51,7 @@ export function rpcHandler(routes: (router: ConnectRouter) => void, options: Con
       return;
     }
     clampTimeouts(req);
-    const frames = connectStreamFormat(req);
+    const frames = preEncoding ? connectStreamFormat(req) : undefined;
     const values = createContextValues();
     if (frames) values.set(preEncodedFrames, frames);
     try {
@@ -103,9 +106,12 @@ export class PreEncoded {
   substituted(response: UniversalServerResponse): UniversalServerResponse {
     const { body } = response;
     if (!body || !(Symbol.asyncIterator in body)) return response;
-    const queue = this.queue;
-    const isEmpty = (chunk: Uint8Array) =>
-      chunk.length === this.empty.length && chunk.every((byte, i) => byte === this.empty[i]);
+    const { queue, empty } = this;
+    const isEmpty = (chunk: Uint8Array) => {
+      if (chunk.length !== empty.length) return false;
+      for (let i = 0; i < empty.length; i++) if (chunk[i] !== empty[i]) return false;
+      return true;
+    };
     const substitutedBody: AsyncIterable<Uint8Array> = {
       [Symbol.asyncIterator]() {
         const it = body[Symbol.asyncIterator]();
@@ -117,9 +123,10 @@ export class PreEncoded {
             if (following) return { done: false, value: following };
             const result = await it.next();
             if (result.done || queue.length === 0 || !isEmpty(result.value)) return result;
-            const [first, ...others] = queue.shift() as Uint8Array[];
+            // A frame has one chunk at least (its header).
+            const [first, ...others] = queue.shift() as [Uint8Array, ...Uint8Array[]];
             rest = others;
-            return first ? { done: false, value: first } : this.next();
+            return { done: false, value: first };
           },
           throw: (error?: unknown) => it.throw?.(error) ?? Promise.reject(error),
           return: (value?: unknown) => it.return?.(value) ?? Promise.resolve({ done: true, value }),
