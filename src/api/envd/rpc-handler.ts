@@ -23,9 +23,10 @@ import { MAX_TIMER_MS } from '../../core/long-timeout.ts';
 
 /**
  * Serves Connect, gRPC-Web and gRPC routes on node:http (what connectNodeAdapter does), with
- * three differences: an unknown method is a Connect `unimplemented` error, not a bare 404; a
- * unary binary message that cannot be parsed is `invalid_argument`, not `internal`; and a
- * client that goes away mid-call is routine, not an error with a stack trace.
+ * four differences: an unknown method is a Connect `unimplemented` error, not a bare 404; a
+ * unary binary message that cannot be parsed is `invalid_argument`, not `internal`; a client
+ * that goes away mid-call is routine, not an error with a stack trace; and a Connect streaming
+ * handler may send messages it framed itself (PreEncoded).
  */
 export function rpcHandler(routes: (router: ConnectRouter) => void, options: ConnectRouterOptions) {
   const router = createConnectRouter({
