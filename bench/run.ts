@@ -17,6 +17,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BenchOptions, profiledSince, type Row, Scratch } from './common.ts';
 import { type Frame, topSelfTime } from './cpu-profile.ts';
+import { sdkOutput } from './e2b-sdk-output.ts';
 import { managedHealth } from './managed-health.ts';
 import { manyFollowers } from './many-followers.ts';
 import { connectBytes, sseLines } from './output-throughput.ts';
@@ -59,6 +60,7 @@ const groups: { rows: string[]; run: () => Promise<Row[]> }[] = [
   { rows: ['11'], run: () => idleTunnels(options) },
   { rows: ['12'], run: () => previewLatency(options) },
   { rows: ['13'], run: () => managedHealth(options) },
+  { rows: ['14'], run: () => sdkOutput(options, scratch) },
 ];
 const known = groups.flatMap((g) => g.rows);
 const wanted = values.rows?.split(',') ?? (options.profileDir ? ['1', '2', '3'] : known);
@@ -127,6 +129,7 @@ const LEGEND: [rows: string[], lines: string[]][] = [
       '    1000 managed `sleep`s each probing an http app every second (probes spread over the second).',
     ],
   ],
+  [['14'], ["14  row 2's `head -c N` read from a pipe as UTF-8 text (setEncoding), characters counted."]],
 ];
 
 const load = () => loadavg().map((l) => Number(l.toFixed(2)));

@@ -7,6 +7,6 @@ import { selectProcess } from './selector.ts';
 /** Connect: attach to a process; what it printed before is replayed, then live output, then its end. */
 export function connect(table: ProcessTable) {
   return async function* (request: ConnectRequest, context: HandlerContext) {
-    for await (const event of processEvents(selectProcess(table, request.process), context)) yield { event };
+    yield* processEvents(selectProcess(table, request.process), context);
   };
 }

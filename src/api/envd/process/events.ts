@@ -5,32 +5,53 @@ import type { ExitStatus, SandboxProcess } from '../../../core/process.ts';
 import { signalName } from '../../../core/signals.ts';
 import type { ProcessEventSchema } from '../../../gen/process/process_pb.ts';
 import { KEEPALIVE, keepaliveMs, throwIfDeadlinePassed, withKeepalives } from '../keepalive.ts';
+import { type PreEncoded, preEncodedFrames } from '../rpc-handler.ts';
+import { binaryDataFrame, jsonDataFrame } from './output-frames.ts';
 
 type ProcessEventInit = MessageInitShape<typeof ProcessEventSchema>;
+/** A Start or Connect response (the two are alike); `{}` stands for a pre-encoded one. */
+type ResponseInit = { event?: ProcessEventInit };
+const response = (event: ProcessEventInit['event']): ResponseInit => ({ event: { event } });
 
 /**
- * A process's events for one watcher: start, everything it has printed so far, live output,
- * then its end. Each watcher reads the log at its own pace, so a slow or vanished watcher
- * holds up neither the process nor the other watchers.
+ * A process's events for one watcher, as Start or Connect responses: start, everything it has
+ * printed so far, live output, then its end. Each watcher reads the log at its own pace, so a
+ * slow or vanished watcher holds up neither the process nor the other watchers. On a Connect
+ * streaming call, data events go out pre-encoded (output-frames.ts), the rest through the
+ * library.
  */
 export async function* processEvents(
   watched: SandboxProcess,
   context: HandlerContext,
-): AsyncGenerator<ProcessEventInit> {
-  yield { event: { case: 'start', value: { pid: watched.pid } } };
+): AsyncGenerator<ResponseInit> {
+  const frames = context.values.get(preEncodedFrames);
+  yield response({ case: 'start', value: { pid: watched.pid } });
   const batches = watched.log.follow(watched.log.startSeq, context.signal);
   const sentUpTo = new Map<StreamName, number>();
   try {
     for await (const batch of withKeepalives(batches, keepaliveMs(context))) {
-      if (batch === KEEPALIVE) yield { event: { case: 'keepalive', value: {} } };
-      else yield* dataEvents(batch, sentUpTo);
+      if (batch === KEEPALIVE) yield response({ case: 'keepalive', value: {} });
+      else yield* dataEvents(batch, sentUpTo, frames);
     }
   } finally {
     await batches.return(undefined);
   }
   throwIfDeadlinePassed(context);
   if (context.signal.aborted) return;
-  yield { event: { case: 'end', value: endEvent(await watched.exited) } };
+  yield response({ case: 'end', value: endEvent(await watched.exited) });
+}
+
+/** One data event: pre-encoded where the call allows it, else a message for the library. */
+export function dataResponse(
+  stream: StreamName,
+  parts: Buffer[],
+  size: number,
+  frames: PreEncoded | undefined,
+): ResponseInit {
+  if (frames)
+    return frames.send(frames.binary ? binaryDataFrame(stream, parts) : [jsonDataFrame(stream, parts)]);
+  const value = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
+  return response({ case: 'data', value: { output: { case: stream, value } } });
 }
 
 // Small records of one stream are joined into messages of up to this size; a record this big
@@ -43,16 +64,20 @@ const MESSAGE_BYTES = 64 * 1024;
  * past the retention cap before this watcher read it), a truncated event says how many bytes
  * are missing.
  */
-function* dataEvents(records: LogRecord[], sentUpTo: Map<StreamName, number>): Generator<ProcessEventInit> {
+function* dataEvents(
+  records: LogRecord[],
+  sentUpTo: Map<StreamName, number>,
+  frames: PreEncoded | undefined,
+): Generator<ResponseInit> {
   let stream: StreamName = 'stdout';
   let parts: Buffer[] = [];
   let size = 0;
-  const flush = function* (): Generator<ProcessEventInit> {
+  const flush = function* (): Generator<ResponseInit> {
     if (parts.length === 0) return;
-    const value = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
+    const data = dataResponse(stream, parts, size, frames);
     parts = [];
     size = 0;
-    yield { event: { case: 'data', value: { output: { case: stream, value } } } };
+    yield data;
   };
   for (const record of records) {
     const { data } = record;
@@ -61,7 +86,7 @@ function* dataEvents(records: LogRecord[], sentUpTo: Map<StreamName, number>): G
     sentUpTo.set(record.stream, record.offset + data.length);
     if (missing > 0 || record.stream !== stream || size + data.length > MESSAGE_BYTES) yield* flush();
     if (missing > 0) {
-      yield { event: { case: 'truncated', value: { stream: record.stream, bytes: BigInt(missing) } } };
+      yield response({ case: 'truncated', value: { stream: record.stream, bytes: BigInt(missing) } });
     }
     stream = record.stream;
     parts.push(data);

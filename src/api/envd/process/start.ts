@@ -26,7 +26,7 @@ export function start(table: ProcessTable, files: FileSystem) {
     };
     context.signal.addEventListener('abort', onDeadline, { once: true });
     try {
-      for await (const event of processEvents(started, context)) yield { event };
+      yield* processEvents(started, context);
     } finally {
       context.signal.removeEventListener('abort', onDeadline);
     }
