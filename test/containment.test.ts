@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readlinkSync, rmdirSync, writeFileS
 import { describe, test } from 'node:test';
 import { Signal } from '../src/gen/process/process_pb.ts';
 import { restClient } from './helpers/api.ts';
+import { CGROUP2_ALONE } from './helpers/cgroups.ts';
 import { eventually, isAlive, startDaemon, type TestDaemon, useDaemon } from './helpers/daemon.ts';
 import { collect, processClient, started } from './helpers/envd.ts';
 import { ESCAPES, killQuietly, pidsIn } from './helpers/escapes.ts';
@@ -44,16 +45,7 @@ const modes: Mode[] = [
   {
     name: 'cgroup v2 alone at /sys/fs/cgroup',
     args: ['--containment', 'cgroup2'],
-    wrap: [
-      'unshare',
-      '--mount',
-      '--propagation',
-      'private',
-      'sh',
-      '-c',
-      'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"',
-      'sh',
-    ],
+    wrap: CGROUP2_ALONE,
     line: /descendants tracked by cgroup v2 at (\/sys\/fs\/cgroup\/sandboxd-\d+-\d+);/,
     outside: (path) => path.replace('/sys/fs/cgroup/', '/sys/fs/cgroup/unified/'),
     findsSessionOrphans: true,

@@ -4,6 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { restClient } from './helpers/api.ts';
+import { CGROUP2_ALONE } from './helpers/cgroups.ts';
 import { eventually, isAlive, startDaemon, type TestDaemon, useDaemon } from './helpers/daemon.ts';
 import { collect, processClient } from './helpers/envd.ts';
 import { readSse } from './helpers/sse.ts';
@@ -307,16 +308,7 @@ describe('limits where they cannot be held are refused, naming what is missing',
       ['--containment', 'cgroup2'],
       {},
       {
-        wrap: [
-          'unshare',
-          '--mount',
-          '--propagation',
-          'private',
-          'sh',
-          '-c',
-          'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"',
-          'sh',
-        ],
+        wrap: CGROUP2_ALONE,
       },
     );
     try {
