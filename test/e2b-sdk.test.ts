@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { CommandExitError, Sandbox, TimeoutError } from 'e2b';
 import { restClient } from './helpers/api.ts';
@@ -6,10 +9,20 @@ import { eventually, isAlive, useDaemon } from './helpers/daemon.ts';
 
 // The official e2b SDK in debug mode makes no cloud call and talks Connect-JSON to sandboxUrl.
 let sandbox: Sandbox;
+let home: string;
 const daemon = useDaemon({
+  // The SDK runs every command in a login shell, which reads the user's profile: an empty home
+  // keeps the machine's profile out of the test. (This machine's runs pyenv's rehash, which
+  // takes a lock; a shell killed meanwhile, as the timeout test kills one, leaves it behind,
+  // and every login shell after it waits a minute for it.)
+  beforeStart: async () => {
+    home = await mkdtemp(join(tmpdir(), 'sandboxd-e2b-home-'));
+  },
+  env: () => ({ HOME: home }),
   afterStart: async () => {
     sandbox = await Sandbox.create({ debug: true, sandboxUrl: daemon.url });
   },
+  afterStop: () => rm(home, { recursive: true, force: true }),
 });
 
 /** Resolves when `text` (growing through onData) contains the needle. */
