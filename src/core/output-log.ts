@@ -212,6 +212,7 @@ export class OutputLog {
     for (const spill of this.spills.values()) {
       spill.clear();
       await spill.closeWriter();
+      await spill.closeReaders();
     }
     const spilled = this.spills.size > 0;
     this.spills.clear();

@@ -1,13 +1,27 @@
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type LogRecord, lastSeqOf, READ_BLOCK_BYTES, type StreamName } from './log-record.ts';
+import { type LogRecord, lastSeqOf, type StreamName } from './log-record.ts';
 import { dataLengthAt, decodeRecord, encodeHeader, HEADER_BYTES } from './spill-codec.ts';
 
 const INDEX_EVERY_BYTES = 64 * 1024;
 // Dropped segments remembered one by one (older ones only as a sum), to tell a reader resuming
 // from a dropped record how much of the stream it missed.
 const DROP_HISTORY = 64;
+// Readers move forward segment by segment, so the file a read opened is kept open for the next
+// one (an open and a close per read cost more than the read). At most this many stay open per
+// stream, so that two readers at different places each keep theirs; a read past them opens the
+// file for itself alone, as every read once did.
+const READ_HANDLES = 2;
+// An open read handle no read has used for this long is closed: a daemon may hold a thousand
+// logs, and one that nobody is reading should hold no descriptors.
+const READ_HANDLE_IDLE_MS = 2000;
+// The least a read asks of the disk at once: a record's header and then its bytes are not two
+// reads, nor is a read of a record or two (record(), tailStart()) one read per record.
+const MIN_READ_BYTES = 64 * 1024;
+// Where recent reads stopped, per stream: a reader's next read starts exactly there rather than
+// at the index entry before it (up to INDEX_EVERY_BYTES of records read again only to be skipped).
+const READ_MARKS = 8;
 
 interface Segment {
   readonly path: string;
@@ -23,6 +37,32 @@ interface Segment {
   lastIndexedPos: number;
 }
 
+/** A segment's file opened for reading, shared by the reads under way in it. */
+interface ReadHandle {
+  readonly segment: Segment;
+  readonly file: Promise<FileHandle>;
+  /** Reads under way with it: it is closed only once they have finished. */
+  users: number;
+  /** performance.now() when a read last finished with it. */
+  lastUsed: number;
+  /** Kept for later reads (in `readers`); otherwise closed when its last read finishes. */
+  cached: boolean;
+  closed: boolean;
+}
+
+/**
+ * Records of a segment before `pos` all end before `seq`: a read for `seq` or later may start
+ * at `pos`. The index holds such places at record starts every INDEX_EVERY_BYTES; marks hold
+ * where recent reads stopped.
+ */
+interface ReadStart {
+  readonly seq: number;
+  readonly pos: number;
+}
+
+/** The file no longer holds what was written to it: cut short, or written over behind our back. */
+class SegmentDamaged extends Error {}
+
 export interface SpillRead {
   records: LogRecord[];
   /** More of this stream's records are on disk after the last one returned. */
@@ -35,8 +75,8 @@ export type DiskUse = (deltaBytes: number) => void;
 /**
  * One stream's older records, in segment files on disk, oldest first. Dropping the oldest
  * segment past the cap touches this stream alone. All disk work is asynchronous; the owner
- * runs one write at a time. Reads open the file by path, so a segment needs no descriptor
- * once it is full.
+ * runs one write at a time. Reads open the file by path and keep it open for the reads after
+ * them (see READ_HANDLES); a full segment that nobody reads needs no descriptor.
  */
 export class StreamSpill {
   private readonly segments: Segment[] = [];
@@ -46,6 +86,13 @@ export class StreamSpill {
   /** The newest dropped segments: the last sequence number each held, and its bytes of output. */
   private readonly dropped: { lastSeq: number; bytes: number }[] = [];
   private droppedEarlierBytes = 0;
+  /** Read handles kept open, at most READ_HANDLES, each for another segment. */
+  private readonly readers: ReadHandle[] = [];
+  /** Closes (and deletes) under way in the background, awaited by closeReaders(). */
+  private readonly closing = new Set<Promise<void>>();
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** The newest READ_MARKS places where reads stopped, oldest first. */
+  private marks: (ReadStart & { readonly segment: Segment })[] = [];
 
   constructor(
     private readonly dir: string,
@@ -152,6 +199,17 @@ export class StreamSpill {
   }
 
   /**
+   * Closes the read handles kept open; resolves once they, and the files of forgotten segments,
+   * are closed. A read under way keeps its own until it finishes.
+   */
+  async closeReaders(): Promise<void> {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    for (const reader of [...this.readers]) this.dropReader(reader);
+    await Promise.all(this.closing);
+  }
+
+  /**
    * Records with seq >= from, from the first segment that has any, up to about maxBytes (record
    * headers counted: a flood of tiny records must not make one read huge).
    */
@@ -161,10 +219,11 @@ export class StreamSpill {
       if (!segment) return { records: [], more: false };
       let read: { records: LogRecord[]; rest: boolean };
       try {
-        read = await readSegment(segment, from, maxBytes);
+        read = await this.readSegment(segment, from, maxBytes);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        // Dropped past the cap meanwhile (no longer listed), or deleted behind our back.
+        const gone = error instanceof SegmentDamaged || (error as NodeJS.ErrnoException).code === 'ENOENT';
+        if (!gone) throw error;
+        // Dropped past the cap meanwhile (no longer listed), or deleted (or spoilt) behind our back.
         if (this.segments.includes(segment)) {
           this.vanishedBytes += segment.dataBytes;
           this.forget(segment);
@@ -178,20 +237,185 @@ export class StreamSpill {
     }
   }
 
-  /** Takes a segment off the list at once; its file is closed and deleted in the background. */
+  /**
+   * Takes a segment off the list at once; its file is closed and deleted in the background (a
+   * read under way in it finishes first with its own handle).
+   */
   private forget(segment: Segment): void {
     const at = this.segments.indexOf(segment);
     if (at === -1) return;
     this.segments.splice(at, 1);
+    for (const reader of this.readers.filter((r) => r.segment === segment)) this.dropReader(reader);
+    this.marks = this.marks.filter((mark) => mark.segment !== segment);
     this.diskBytes -= segment.size;
     this.diskUse(-segment.size);
     const handle = segment.handle;
     segment.handle = undefined;
-    void (async () => {
-      await handle?.close().catch(() => {});
-      // Already gone: nothing more to free.
-      await unlink(segment.path).catch(() => {});
-    })();
+    this.inBackground(
+      (async () => {
+        await handle?.close().catch(() => {});
+        // Already gone: nothing more to free.
+        await unlink(segment.path).catch(() => {});
+      })(),
+    );
+  }
+
+  /** Tracks work that nobody awaits but closeReaders(), which a released log waits for. */
+  private inBackground(work: Promise<void>): void {
+    const done: Promise<void> = work.finally(() => this.closing.delete(done));
+    this.closing.add(done);
+  }
+
+  /**
+   * Records with seq >= from in one segment, up to about maxBytes; `rest` when some were left.
+   * Each block is read once, into a buffer of its own that the records' data are views of:
+   * a block is never reused, as a reader may hold its records for as long as it likes.
+   */
+  private async readSegment(
+    segment: Segment,
+    from: number,
+    maxBytes: number,
+  ): Promise<{ records: LogRecord[]; rest: boolean }> {
+    const start = this.readStart(segment, from);
+    // Only whole records lie before `size`; a write under way adds its records past it.
+    const end = segment.size;
+    const records: LogRecord[] = [];
+    let bytes = 0;
+    let pos = start.pos;
+    let lastSeqRead = start.seq - 1;
+    // Acquired before any await: the segment is still listed, so its handle may be kept.
+    const reader = this.acquireReader(segment);
+    let failed = true;
+    try {
+      const file = await reader.file;
+      // The length of the record at `pos`, once a block has shown its header but not all of it.
+      let next = 0;
+      while (pos < end && bytes < maxBytes) {
+        const length = Math.min(end - pos, Math.max(maxBytes - bytes, next, MIN_READ_BYTES));
+        const block = Buffer.allocUnsafe(length);
+        const { bytesRead } = await file.read(block, 0, length, pos);
+        if (bytesRead < length) throw new SegmentDamaged(`${segment.path} is shorter than was written`);
+        let taken = 0;
+        next = 0;
+        while (bytes < maxBytes && taken + HEADER_BYTES <= length) {
+          const dataLength = dataLengthAt(block, taken);
+          if (taken + HEADER_BYTES + dataLength > length) {
+            next = HEADER_BYTES + dataLength;
+            break;
+          }
+          const record = decodeRecord(block, taken, dataLength);
+          taken += HEADER_BYTES + dataLength;
+          lastSeqRead = lastSeqOf(record);
+          if (lastSeqRead < from) continue;
+          records.push(record);
+          bytes += HEADER_BYTES + dataLength;
+        }
+        // Not even one record fits where the segment says it ends: the file is not ours any more.
+        if (taken === 0 && (next === 0 || pos + next > end))
+          throw new SegmentDamaged(`${segment.path} holds no whole record at ${pos}`);
+        pos += taken;
+      }
+      failed = false;
+    } finally {
+      this.releaseReader(reader, failed);
+    }
+    if (pos > start.pos) this.mark(segment, { seq: lastSeqRead + 1, pos });
+    return { records, rest: pos < end };
+  }
+
+  /** Where a read for `from` in `segment` starts: the furthest known place before it. */
+  private readStart(segment: Segment, from: number): ReadStart {
+    let start = segment.index[0] as ReadStart;
+    for (const candidate of segment.index) {
+      if (candidate.seq > from) break;
+      start = candidate;
+    }
+    for (const mark of this.marks)
+      if (mark.segment === segment && mark.seq <= from && mark.pos > start.pos) start = mark;
+    return start;
+  }
+
+  private mark(segment: Segment, start: ReadStart): void {
+    if (!this.segments.includes(segment)) return;
+    if (this.marks.some((mark) => mark.segment === segment && mark.pos === start.pos)) return;
+    this.marks.push({ segment, ...start });
+    if (this.marks.length > READ_MARKS) this.marks.shift();
+  }
+
+  /** A read handle for the segment: a kept one, or one opened now (kept if there is room). */
+  private acquireReader(segment: Segment): ReadHandle {
+    let reader = this.readers.find((r) => r.segment === segment);
+    if (!reader) {
+      reader = {
+        segment,
+        file: open(segment.path, 'r'),
+        users: 0,
+        lastUsed: 0,
+        cached: false,
+        closed: false,
+      };
+      // The read awaits the open and handles its failure; until then it is not unhandled.
+      reader.file.catch(() => {});
+      if (this.segments.includes(segment) && this.roomForReader()) {
+        reader.cached = true;
+        this.readers.push(reader);
+      }
+    }
+    reader.users++;
+    return reader;
+  }
+
+  /** Whether another handle may be kept, closing the one idle longest if need be. */
+  private roomForReader(): boolean {
+    if (this.readers.length < READ_HANDLES) return true;
+    let idlest: ReadHandle | undefined;
+    for (const reader of this.readers)
+      if (reader.users === 0 && (!idlest || reader.lastUsed < idlest.lastUsed)) idlest = reader;
+    if (!idlest) return false;
+    this.dropReader(idlest);
+    return true;
+  }
+
+  private releaseReader(reader: ReadHandle, failed: boolean): void {
+    reader.users--;
+    reader.lastUsed = performance.now();
+    // A handle that failed a read is not trusted with the next one: that one opens the file again.
+    if (failed) this.dropReader(reader);
+    else if (!reader.cached && reader.users === 0) this.closeReader(reader);
+    this.scheduleIdleClose();
+  }
+
+  /** Stops keeping a handle; it is closed now, or when the reads using it finish. */
+  private dropReader(reader: ReadHandle): void {
+    if (reader.cached) {
+      reader.cached = false;
+      this.readers.splice(this.readers.indexOf(reader), 1);
+    }
+    if (reader.users === 0) this.closeReader(reader);
+  }
+
+  private closeReader(reader: ReadHandle): void {
+    if (reader.closed) return;
+    reader.closed = true;
+    this.inBackground(
+      reader.file
+        .then((file) => file.close())
+        // Not opened (the file was gone), or closed with an error: either way no descriptor is left.
+        .catch(() => {}),
+    );
+  }
+
+  private scheduleIdleClose(): void {
+    if (this.idleTimer !== undefined || this.readers.length === 0) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      const now = performance.now();
+      for (const reader of [...this.readers])
+        if (reader.users === 0 && now - reader.lastUsed >= READ_HANDLE_IDLE_MS) this.dropReader(reader);
+      this.scheduleIdleClose();
+    }, READ_HANDLE_IDLE_MS);
+    // Kept handles never keep the daemon (or a test) alive.
+    this.idleTimer.unref();
   }
 
   private async writableSegment(first: LogRecord): Promise<Segment> {
@@ -214,57 +438,6 @@ export class StreamSpill {
     this.segments.push(segment);
     return segment;
   }
-}
-
-/** Records with seq >= from in one segment, up to about maxBytes; `rest` when some were left. */
-async function readSegment(
-  segment: Segment,
-  from: number,
-  maxBytes: number,
-): Promise<{ records: LogRecord[]; rest: boolean }> {
-  let entry = segment.index[0] as { seq: number; pos: number };
-  for (const candidate of segment.index) {
-    if (candidate.seq > from) break;
-    entry = candidate;
-  }
-  const end = segment.size;
-  const records: LogRecord[] = [];
-  let bytes = 0;
-  let pos = entry.pos;
-  const file = await open(segment.path, 'r');
-  try {
-    while (pos < end && bytes < maxBytes) {
-      const length = Math.min(end - pos, Math.max(READ_BLOCK_BYTES, maxBytes - bytes));
-      const block = Buffer.allocUnsafe(length);
-      const { bytesRead } = await file.read(block, 0, length, pos);
-      let taken = 0;
-      while (taken + HEADER_BYTES <= bytesRead && bytes < maxBytes) {
-        const dataLength = dataLengthAt(block, taken);
-        if (taken + HEADER_BYTES + dataLength > bytesRead) break;
-        const record = decodeRecord(block, taken, dataLength);
-        taken += HEADER_BYTES + dataLength;
-        if (lastSeqOf(record) < from) continue;
-        records.push(record);
-        bytes += HEADER_BYTES + dataLength;
-      }
-      if (taken === 0) {
-        // One record larger than the block: read exactly that record.
-        const dataLength = dataLengthAt(block, 0);
-        const whole = Buffer.allocUnsafe(HEADER_BYTES + dataLength);
-        await file.read(whole, 0, whole.length, pos);
-        const record = decodeRecord(whole, 0, dataLength);
-        if (lastSeqOf(record) >= from) {
-          records.push(record);
-          bytes += HEADER_BYTES + dataLength;
-        }
-        taken = whole.length;
-      }
-      pos += taken;
-    }
-  } finally {
-    await file.close();
-  }
-  return { records, rest: pos < end };
 }
 
 /**
