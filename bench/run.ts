@@ -23,6 +23,7 @@ import { connectBytes, sseLines } from './output-throughput.ts';
 import { pausedFollower } from './paused-follower.ts';
 import { previewLatency } from './preview.ts';
 import { shortCommands, startLatency } from './starts.ts';
+import { startup } from './startup.ts';
 import { stdinFollow } from './stdin-follow.ts';
 import { idleTunnels, tunnelThroughput } from './tunnel.ts';
 
@@ -59,6 +60,7 @@ const groups: { rows: string[]; run: () => Promise<Row[]> }[] = [
   { rows: ['11'], run: () => idleTunnels(options) },
   { rows: ['12'], run: () => previewLatency(options) },
   { rows: ['13'], run: () => managedHealth(options) },
+  { rows: ['R-a', 'R-b', 'R-c'], run: () => startup(options, scratch) },
 ];
 const known = groups.flatMap((g) => g.rows);
 const wanted = values.rows?.split(',') ?? (options.profileDir ? ['1', '2', '3'] : known);
@@ -125,6 +127,14 @@ const LEGEND: [rows: string[], lines: string[]][] = [
     [
       '13  health round trips of the same daemon before the processes started, as in 7; the figure with',
       '    1000 managed `sleep`s each probing an http app every second (probes spread over the second).',
+    ],
+  ],
+  [
+    ['R-a', 'R-b', 'R-c'],
+    [
+      'R-a exec of `node -e 0` until it exits, the same binary, execs interleaved (each a sample).',
+      'R-b a bare `node -e "setInterval(()=>{},1e3)"` after the same pause as the idle daemon.',
+      'R-c the median of the warm calls after the first, on the same fresh daemon (one per kind).',
     ],
   ],
 ];

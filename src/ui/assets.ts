@@ -3,11 +3,12 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { extname } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
+import { PACKAGE_ROOT } from '../package-root.ts';
 
 const compress = promisify(gzip);
 
-/** Where `npm run build` puts the console; the same relative path from src/ui and dist/ui. */
-const WEB_ROOT = new URL('../../dist/web/', import.meta.url);
+/** Where `npm run build` puts the console, whether the daemon runs from source or from dist/. */
+const WEB_ROOT = new URL('dist/web/', PACKAGE_ROOT);
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

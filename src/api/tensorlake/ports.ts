@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { sendJson } from '../../http/json.ts';
 import type { RouteContext } from '../../http/router.ts';
 import type { ListeningPort, ListeningPorts } from '../../ports/listening.ts';

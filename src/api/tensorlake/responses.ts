@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 // What this dialect answers, as zod schemas: the OpenAPI document is generated from them, the
 // route handlers are typed by them, and the client's types are inferred from them.
