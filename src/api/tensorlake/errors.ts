@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import './zod-setup.ts';
 import * as z from 'zod';
 import { SandboxError, type SandboxErrorKind } from '../../core/errors.ts';
 import { BodyError } from '../../http/body.ts';

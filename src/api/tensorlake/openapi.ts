@@ -1,3 +1,4 @@
+import './zod-setup.ts';
 import * as z from 'zod';
 import { version } from '../../version.ts';
 import {

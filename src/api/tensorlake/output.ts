@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import './zod-setup.ts';
 import * as z from 'zod';
 import { followLines, linesSoFar, type OutputLine, spreadRuns } from '../../core/lines.ts';
 import type { StreamName } from '../../core/log-record.ts';

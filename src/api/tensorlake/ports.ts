@@ -1,3 +1,4 @@
+import './zod-setup.ts';
 import * as z from 'zod';
 import { sendJson } from '../../http/json.ts';
 import type { RouteContext } from '../../http/router.ts';

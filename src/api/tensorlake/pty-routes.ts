@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import './zod-setup.ts';
 import * as z from 'zod';
 import type { ProcessTable } from '../../core/process-table.ts';
 import { DEFAULT_TERMINAL_SIZE } from '../../core/start-request.ts';

@@ -1,3 +1,4 @@
+import './zod-setup.ts';
 import * as z from 'zod';
 
 // What this dialect answers, as zod schemas: the OpenAPI document is generated from them, the

@@ -1,3 +1,4 @@
+import './zod-setup.ts';
 import * as z from 'zod';
 import { SLOW_AFTER_MS, SLOW_WAIT_INTERVAL_MS, WAIT_INTERVAL_MS } from '../../ports/wait.ts';
 import { followQuery, outputQuery } from './output.ts';

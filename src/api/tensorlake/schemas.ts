@@ -1,3 +1,4 @@
+import './zod-setup.ts';
 import * as z from 'zod';
 import { HEALTH_CHECK_DEFAULTS } from '../../core/health/check.ts';
 import type { StartRequest } from '../../core/process-table.ts';

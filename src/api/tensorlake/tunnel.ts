@@ -1,5 +1,6 @@
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import './zod-setup.ts';
 import * as z from 'zod';
 import { hasForeignOrigin, isAuthorized } from '../../http/auth.ts';
 import { refuseUpgrade } from '../../http/upgrade.ts';

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import './zod-setup.ts';
 import * as z from 'zod';
 
 export const DEFAULT_WAIT_MS = 30_000;
