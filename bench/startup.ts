@@ -106,6 +106,9 @@ async function envdStart(daemon: BenchDaemon): Promise<void> {
 
 type Kind = 'processes' | 'envd' | 'files';
 
+/** Between the daemon's first health 200 and the first call: less than any readiness poll's period. */
+const SETTLE_MS = 200;
+
 export async function startup(options: BenchOptions, scratch: Scratch): Promise<Row[]> {
   const execs = Math.max(5, options.rounds * (options.quick ? 2 : 3));
   const warmCalls = options.quick ? 5 : 15;
@@ -149,6 +152,9 @@ export async function startup(options: BenchOptions, scratch: Scratch): Promise<
           await calls[kind](fresh);
           return elapsedMs(started);
         };
+        // As a client starts work: once the daemon has answered its health check.
+        await call(`${fresh.api}/health`);
+        await sleep(SETTLE_MS);
         const firstMs = await timed();
         const warm: number[] = [];
         for (let i = 0; i < warmCalls; i++) warm.push(await timed());

@@ -7,12 +7,14 @@
 // The native addons stay outside (their .node files are found next to their own JavaScript), so
 // they are the package's only dependencies at run time.
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import { buildConsole } from '../web/build.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const require = createRequire(import.meta.url);
 
 /** Imported at run time from node_modules, never bundled. */
 export const EXTERNAL = [
@@ -33,6 +35,41 @@ const BANNER = [
   'const require = __sandboxdCreateRequire(import.meta.url);',
 ].join('\n');
 
+/**
+ * Node's own modules by require(), not import. Node makes a module's ESM namespace by reading
+ * every export, which sets off the lazy ones: on Node 24, `import 'node:http'` loads undici,
+ * TLS and HTTP/2 for http's WebSocket and friends, 60 ms and 13 MiB where require() takes 15 ms.
+ * Each `node:` module imported becomes a module of the bundle that requires it once and exports
+ * its plain values (a lazy export is left out: using one fails the build, not the daemon).
+ * Not esbuild's own CommonJS interop, which gives every importing module a copy of all the
+ * exports as getters: 8,000 closures. A require() stays what it is.
+ */
+const builtinsByRequire: Plugin = {
+  name: 'builtins-by-require',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^node:/ }, ({ path, kind }) =>
+      kind === 'import-statement' || kind === 'dynamic-import'
+        ? { path, namespace: 'builtin' }
+        : { path, external: true },
+    );
+    plugin.onLoad({ filter: /.*/, namespace: 'builtin' }, ({ path }) => {
+      const exports = require(path) as Record<string, unknown>;
+      const plain = Object.keys(exports).filter(
+        (name) =>
+          /^[A-Za-z_$][\w$]*$/.test(name) &&
+          name !== 'default' &&
+          'value' in (Object.getOwnPropertyDescriptor(exports, name) ?? {}),
+      );
+      const contents = [
+        `const m = require(${JSON.stringify(path)});`,
+        'export default m;',
+        plain.length > 0 ? `export const { ${plain.join(', ')} } = m;` : '',
+      ].join('\n');
+      return { contents, loader: 'js' };
+    });
+  },
+};
+
 /** Bundles src/cli.ts into `outdir` (dist/ unless given); returns the bytes of each output file. */
 export async function bundleDaemon(outdir = join(ROOT, 'dist')): Promise<Record<string, number>> {
   const { metafile } = await build({
@@ -50,6 +87,7 @@ export async function bundleDaemon(outdir = join(ROOT, 'dist')): Promise<Record<
     entryNames: '[name]',
     chunkNames: '[name]-[hash]',
     external: EXTERNAL,
+    plugins: [builtinsByRequire],
     banner: { js: BANNER },
     // V8 keeps every module's source in the heap for as long as the daemon runs, and holds it in
     // two bytes a character once one character is not Latin-1 (an arrow in a comment did that

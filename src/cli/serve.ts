@@ -5,6 +5,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { CONTAINMENT_CHOICES } from '../core/containment/types.ts';
 import { parsePort } from '../ports/port-number.ts';
 import { defaultMaxConnections } from '../server/connections.ts';
+import { WARM_UP_MIN_CONNECTIONS, warmUp } from '../server/warm-up.ts';
 import { example } from './connection.ts';
 
 const MiB = 1024 * 1024;
@@ -104,6 +105,7 @@ export function serveCommand(program: Command): void {
       process.on('SIGTERM', () => onSignal('SIGTERM'));
       process.on('SIGINT', () => onSignal('SIGINT'));
       keepYoungGenerationSmall();
+      const maxConnections: number = options.maxConnections ?? defaultMaxConnections();
       const { startDaemon } = await import('../server/daemon.ts');
       const { protectDaemonFromOom } = await import('../core/oom-score.ts');
       // Before anything is started: children inherit the score, and are given the default back.
@@ -129,7 +131,7 @@ export function serveCommand(program: Command): void {
           maxSpillBytes: options.spillMaxBytes,
         },
         connections: {
-          max: options.maxConnections ?? defaultMaxConnections(),
+          max: maxConnections,
           headersTimeoutMs: options.headersTimeoutMs,
         },
         publicPorts: options.publicPort ?? [],
@@ -150,6 +152,10 @@ export function serveCommand(program: Command): void {
       if (stopRequested) return stopNow(stopRequested);
       console.log(`sandboxd: ${daemon.tracking}`);
       for (const url of daemon.urls) console.log(`sandboxd listening on ${url}`);
+      // After the lines a supervisor waits for, off the path of any request.
+      if (maxConnections >= WARM_UP_MIN_CONNECTIONS) {
+        setImmediate(() => void warmUp(daemon.urls[0] as string, token));
+      }
     });
 }
 
