@@ -184,10 +184,10 @@ function daemonToken(options: { token?: string; tokenFile?: string }): string | 
 }
 
 /**
- * V8 doubles its young generation (from 1 MiB a half up to 8 on Node 20 and 16 on Node 24, or
- * more under load) whenever much of it survives a scavenge, as a start-up's modules do, and
- * keeps it resident: 6 to 30 MiB of a daemon whose own live objects are a few. Growth by a
- * factor of 1 is none. Changed this late, the flag still applies: V8 reads it each time it
+ * V8 doubles its young generation whenever much of it survives a scavenge, as a start's modules
+ * and a thousand followers do (from 2 MiB to 8 on Node 20 and 16 on Node 24 by the end of a
+ * start, up to 32 and 64 under load), and keeps it resident, where the daemon's own live
+ * objects are a few MiB. Growth by a factor of 1 is none. Changed this late, the flag still applies: V8 reads it each time it
  * would grow (the maximum, --max-semi-space-size, it reads only at start). Scavenges are then
  * more frequent, but each is short: what the daemon allocates per request dies young.
  */

@@ -39,7 +39,11 @@ export function loopbackProxy(): LoopbackProxy {
   // sandboxes never run. Only that first request waits for it, a few ms.
   let loaded: Promise<ProxyServer> | undefined;
   const proxied = () => {
-    loaded ??= import('http-proxy-3').then(({ ProxyServer: Server }) => configure(new Server(PROXY_OPTIONS)));
+    // `default`, the CommonJS module itself: a bundle's chunk of a CommonJS module exports
+    // nothing else, where Node's own import() would also name its exports.
+    loaded ??= import('http-proxy-3').then(({ default: { ProxyServer: Server } }) =>
+      configure(new Server(PROXY_OPTIONS)),
+    );
     return loaded;
   };
   // Upgraded connections are no longer the HTTP server's to close at shutdown: they are ours.

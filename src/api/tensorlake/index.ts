@@ -76,7 +76,7 @@ export function tensorlakeDialect({
         total_processes: total,
       });
     },
-    // Generated on first request (then kept): a few clients ever ask for it.
+    // Generated on the first request for it (then kept): few clients ever ask.
     openapi: async ({ res }) => sendJson(res, 200, (await import('./openapi.ts')).openapiDocument()),
     runProcess: runRoute(table, limits),
     startProcess: processes.start,
