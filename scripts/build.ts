@@ -89,12 +89,12 @@ export async function bundleDaemon(outdir = join(ROOT, 'dist')): Promise<Record<
     external: EXTERNAL,
     plugins: [builtinsByRequire],
     banner: { js: BANNER },
+    // The bundled code's `Headers` (Connect-RPC's) is ours, not the global: see plain-headers.ts.
+    inject: [join(ROOT, 'scripts', 'headers-inject.ts')],
     // V8 keeps every module's source in the heap for as long as the daemon runs, and holds it in
     // two bytes a character once one character is not Latin-1 (an arrow in a comment did that
     // to 800 KiB of it). Without comments or spaces, the source is ASCII and a third smaller.
     // Names stay as they are: stack traces still say which function, and the maps say where.
-    // The bundled code's `Headers` (Connect-RPC's) is ours, not the global: see plain-headers.ts.
-    inject: [join(ROOT, 'scripts', 'headers-inject.ts')],
     minifyWhitespace: true,
     minifySyntax: true,
     // Only for `node --enable-source-maps`: Node reads no map unless asked to.
