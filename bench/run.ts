@@ -134,7 +134,8 @@ const LEGEND: [rows: string[], lines: string[]][] = [
     [
       'R-a exec of `node -e 0` until it exits, the same binary, execs interleaved (each a sample).',
       'R-b a bare `node -e "setInterval(()=>{},1e3)"` after the same pause as the idle daemon.',
-      'R-c the median of the warm calls after the first, on the same fresh daemon (one per kind).',
+      'R-c the median of the warm calls after the first, on the same fresh daemon (one per kind); the',
+      '    first is sent 200 ms after the daemon first answered its health check.',
     ],
   ],
 ];

@@ -4,8 +4,9 @@
 //        Node binary, runs interleaved, the median of at least 5 of each.
 //   R-b  the daemon's resident memory once idle (after one health call and a pause), against a
 //        bare Node's (`node -e "setInterval(()=>{},1e3)"`) after the same pause.
-//   R-c  the first call after start (sent as soon as the daemon says it listens) against the
-//        median of the warm calls that follow on the same daemon, one fresh daemon per kind:
+//   R-c  the first call after start (once the daemon has answered its health check, and 200 ms
+//        later, as a client that waited for it to be ready) against the median of the warm
+//        calls that follow on the same daemon, one fresh daemon per kind:
 //        POST /api/v1/processes, envd's Connect Start (JSON, read to its end) and
 //        GET /api/v1/files?path= of a small file.
 import { type ChildProcess, spawn } from 'node:child_process';
