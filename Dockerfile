@@ -8,12 +8,13 @@ FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json ./
+COPY scripts ./scripts
 COPY src ./src
 COPY web ./web
-RUN npm run build \
- && npm prune --omit=dev \
- && chmod +x dist/cli.js
+# The package as the registry would have it: prepack builds dist/ (the bundled daemon and the
+# console), which is all it holds besides package.json.
+RUN npm pack --pack-destination /package
 
 FROM node:24-bookworm-slim
 # tini as PID 1: it passes signals on, and reaps whatever the daemon leaves (the daemon itself
@@ -21,13 +22,13 @@ FROM node:24-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini=0.19.* \
  && rm -rf /var/lib/apt/lists/*
-WORKDIR /opt/sandboxd
-COPY --from=build /src/package.json ./
-COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist ./dist
+# Installed as any package is: its dependencies are only the native addons, and `sandboxd` lands
+# on PATH, the same binary as the client inside the container: docker exec CONTAINER sandboxd ps
+COPY --from=build /package /tmp/package
+RUN npm install --global --omit=dev --no-audit --no-fund /tmp/package/sandboxd-*.tgz \
+ && npm cache clean --force \
+ && rm -rf /tmp/package
 COPY docker/entrypoint.sh /usr/local/bin/sandboxd-entrypoint
-# The same binary is the client inside the container: docker exec CONTAINER sandboxd ps
-RUN ln -s /opt/sandboxd/dist/cli.js /usr/local/bin/sandboxd
 ENV SANDBOXD_TOKEN_FILE=/run/secrets/sandboxd_token
 EXPOSE 9501 49983
 HEALTHCHECK --interval=10s --timeout=3s \

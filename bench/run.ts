@@ -24,6 +24,7 @@ import { connectBytes, sseLines } from './output-throughput.ts';
 import { pausedFollower } from './paused-follower.ts';
 import { previewLatency } from './preview.ts';
 import { shortCommands, startLatency } from './starts.ts';
+import { startup } from './startup.ts';
 import { stdinFollow } from './stdin-follow.ts';
 import { idleTunnels, tunnelThroughput } from './tunnel.ts';
 
@@ -61,6 +62,7 @@ const groups: { rows: string[]; run: () => Promise<Row[]> }[] = [
   { rows: ['12'], run: () => previewLatency(options) },
   { rows: ['13'], run: () => managedHealth(options) },
   { rows: ['14'], run: () => sdkOutput(options, scratch) },
+  { rows: ['15', '16', '17'], run: () => startup(options, scratch) },
 ];
 const known = groups.flatMap((g) => g.rows);
 const wanted = values.rows?.split(',') ?? (options.profileDir ? ['1', '2', '3'] : known);
@@ -130,6 +132,15 @@ const LEGEND: [rows: string[], lines: string[]][] = [
     ],
   ],
   [['14'], ["14  row 2's `head -c N` read from a pipe as UTF-8 text (setEncoding), characters counted."]],
+  [
+    ['15', '16', '17'],
+    [
+      '15  exec of `node -e 0` until it exits, the same binary, execs interleaved (each a sample).',
+      '16  a bare `node -e "setInterval(()=>{},1e3)"` after the same pause as the idle daemon.',
+      '17  the median of the warm calls after the first, on the same fresh daemon (one per kind); the',
+      '    first is sent 200 ms after the daemon first answered its health check.',
+    ],
+  ],
 ];
 
 const load = () => loadavg().map((l) => Number(l.toFixed(2)));

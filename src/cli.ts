@@ -1,42 +1,10 @@
 #!/usr/bin/env node
-// First: it must be in place before protobuf loads.
-import './polyfills.ts';
-import { Command } from 'commander';
-import { attachCommand } from './cli/attach.ts';
-import { cpCommand } from './cli/cp.ts';
-import { execCommand } from './cli/exec.ts';
-import { forwardCommand } from './cli/forward.ts';
-import { killCommand } from './cli/kill.ts';
-import { logsCommand } from './cli/logs.ts';
-import { openapiCommand } from './cli/openapi.ts';
-import { portsCommand } from './cli/ports.ts';
-import { previewCommand } from './cli/preview.ts';
-import { psCommand } from './cli/ps.ts';
-import { serveCommand } from './cli/serve.ts';
-import { signalCommand } from './cli/signal.ts';
-import { waitCommand } from './cli/wait.ts';
-import { waitPortCommand } from './cli/wait-port.ts';
-import { version } from './version.ts';
+import module from 'node:module';
 
-const program = new Command('sandboxd')
-  .description('Start and drive processes over HTTP: the daemon (serve), and a client of it')
-  .version(version)
-  // Options after a client command's own belong to the remote command: `exec ls -l`.
-  .enablePositionalOptions();
+// Node 22.1+ keeps V8's compiled code of the modules on disk (in the temporary folder, or
+// NODE_COMPILE_CACHE), so a later start skips compiling the bundle's ~1 MiB again: about a
+// third of start-up. Node 20 lacks it. It must come before the commands' modules load, hence
+// this file of its own. A folder it cannot use just leaves the cache off.
+(module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
-serveCommand(program);
-execCommand(program);
-psCommand(program);
-portsCommand(program);
-waitCommand(program);
-waitPortCommand(program);
-logsCommand(program);
-signalCommand(program);
-killCommand(program);
-attachCommand(program);
-cpCommand(program);
-previewCommand(program);
-forwardCommand(program);
-openapiCommand(program);
-
-await program.parseAsync();
+await import('./commands.ts');

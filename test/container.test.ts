@@ -1,17 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { bundleDaemon } from '../scripts/build.ts';
 import { buildConsole } from '../web/build.ts';
 import { eventually, ROOT } from './helpers/daemon.ts';
 import { needs, tini } from './helpers/tools.ts';
 
-// No Docker engine here: the image's layout is laid out in a folder instead (the built daemon
-// in opt/sandboxd, the entrypoint and the `sandboxd` link on PATH), and the Dockerfile's own
-// ENTRYPOINT, CMD and HEALTHCHECK commands are run there, under the real tini.
+// No Docker engine here: the image's layout is laid out in a folder instead (the package as
+// `npm install --global` lays it out, with the entrypoint and the `sandboxd` link on PATH), and
+// the Dockerfile's own ENTRYPOINT, CMD and HEALTHCHECK commands are run there, under the real tini.
 
 const run = promisify(execFile);
 const TOKEN = 'container-secret-token';
@@ -38,20 +39,14 @@ let image: Image;
 before(async () => {
   const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
   const dir = await mkdtemp(join(tmpdir(), 'sandboxd-image-'));
-  const opt = join(dir, 'opt', 'sandboxd');
+  const opt = join(dir, 'lib', 'node_modules', 'sandboxd');
   const bin = join(dir, 'bin');
   await mkdir(bin, { recursive: true });
   await mkdir(opt, { recursive: true });
-  // What the build stage does: the compiled daemon and console beside package.json and its dependencies.
-  await run(process.execPath, [
-    join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
-    '-p',
-    join(ROOT, 'tsconfig.build.json'),
-    '--outDir',
-    join(opt, 'dist'),
-  ]);
+  // What the package holds (the bundled daemon and the console, and package.json), and what its
+  // installation adds: the dependencies (the native addons, here with the rest) and the bin link.
+  await bundleDaemon(join(opt, 'dist'));
   await buildConsole(join(opt, 'dist', 'web'));
-  await chmod(join(opt, 'dist', 'cli.js'), 0o755);
   await copyFile(join(ROOT, 'package.json'), join(opt, 'package.json'));
   await symlink(join(ROOT, 'node_modules'), join(opt, 'node_modules'));
   await symlink(join(opt, 'dist', 'cli.js'), join(bin, 'sandboxd'));

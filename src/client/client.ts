@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type WebSocket from 'ws';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { createBody as ptyCreateBody } from '../api/tensorlake/pty-routes.ts';
 import type * as Wire from '../api/tensorlake/responses.ts';
 import type { startBody } from '../api/tensorlake/schemas.ts';

@@ -1,5 +1,5 @@
 import { closeSync, constants, openSync } from 'node:fs';
-import { type IPty, spawn } from '@lydell/node-pty';
+import type { IPty } from '@lydell/node-pty';
 import { isExecutable } from './command-path.ts';
 import { SandboxError } from './errors.ts';
 import { F_GETFD, F_SETFD, FD_CLOEXEC, libc } from './native/libc.ts';
@@ -7,6 +7,14 @@ import type { OutputLog } from './output-log.ts';
 import type { ProcessSpec, TerminalSize } from './start-request.ts';
 
 type ForkAround = (fork: () => IPty) => IPty;
+type NodePty = typeof import('@lydell/node-pty');
+
+let nodePty: Promise<NodePty> | undefined;
+/** node-pty, loaded with the first terminal: a native addon that most sandboxes never need. */
+const loadNodePty = (): Promise<NodePty> => {
+  nodePty ??= import('@lydell/node-pty');
+  return nodePty;
+};
 
 export interface ChildExit {
   code: number | null;
@@ -24,8 +32,14 @@ export class Terminal {
   private readonly pty: IPty;
   private closed = false;
 
-  private constructor(spec: ProcessSpec, size: TerminalSize, log: OutputLog, around: ForkAround) {
-    this.pty = around(() => forkTerminal(spec, size));
+  private constructor(
+    pty: NodePty,
+    spec: ProcessSpec,
+    size: TerminalSize,
+    log: OutputLog,
+    around: ForkAround,
+  ) {
+    this.pty = around(() => forkTerminal(pty, spec, size));
     this.pid = this.pty.pid;
     closeMasterOnExec(this.pty);
     // When the last holder of the terminal's slave side closes it, Linux answers reads of the
@@ -62,7 +76,7 @@ export class Terminal {
     if (!(await isExecutable(spec.command, spec.env.PATH))) {
       throw new SandboxError('spawn_failed', `cannot start '${spec.command}': command not found`);
     }
-    return new Terminal(spec, size, log, around);
+    return new Terminal(await loadNodePty(), spec, size, log, around);
   }
 
   write(data: Buffer): void {
@@ -76,7 +90,7 @@ export class Terminal {
   }
 }
 
-function forkTerminal(spec: ProcessSpec, size: TerminalSize): IPty {
+function forkTerminal({ spawn }: NodePty, spec: ProcessSpec, size: TerminalSize): IPty {
   try {
     return spawn(spec.command, spec.args, {
       name: spec.env.TERM ?? 'xterm-256color',

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import type { ReadPool } from './read-pool.ts';
 
 export interface TunnelLimits {
@@ -81,7 +81,7 @@ export class Tunnel {
   }
 
   private fromService(chunk: Buffer): void {
-    if (this.socket.readyState !== WebSocket.OPEN) return;
+    if (this.socket.readyState !== this.socket.OPEN) return;
     this.socket.send(chunk, { binary: true, compress: false }, () => this.maybeReadService());
     if (this.socket.bufferedAmount >= this.limits.maxQueuedBytes) {
       this.readingService = false;
@@ -91,7 +91,7 @@ export class Tunnel {
 
   /** Bytes read into the pool: its buffer comes back once the frame has gone out. */
   private fromPool(bytes: Buffer, release: () => void): void {
-    if (this.socket.readyState !== WebSocket.OPEN) {
+    if (this.socket.readyState !== this.socket.OPEN) {
       release();
       return;
     }
@@ -117,7 +117,7 @@ export class Tunnel {
 
   private closeSocket(code: number, reason: string): void {
     const state = this.socket.readyState;
-    if (state === WebSocket.OPEN || state === WebSocket.CONNECTING) this.socket.close(code, reason);
+    if (state === this.socket.OPEN || state === this.socket.CONNECTING) this.socket.close(code, reason);
   }
 
   /**

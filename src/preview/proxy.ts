@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ProxyServer } from 'http-proxy-3';
+import type { ProxyServer } from 'http-proxy-3';
 import { LoopbackAgent } from './loopback-agent.ts';
 import { brokenPage, type Page, refuseWithPage, sendPage, unreachablePage } from './pages.ts';
 
@@ -17,6 +17,15 @@ export interface LoopbackProxy {
 // its client and its app both keep it open (an event stream may last hours).
 const NO_TIMEOUT = 0;
 
+const PROXY_OPTIONS = {
+  // The request target goes on exactly as the client sent it (no URL normalising).
+  toProxy: true,
+  prependPath: false,
+  // X-Forwarded-* are set by the caller (see forward-headers.ts), the same for upgrades.
+  xfwd: false,
+  proxyTimeout: NO_TIMEOUT,
+};
+
 /**
  * The HTTP details (hop-by-hop headers, bodies streamed both ways, upgrades) are
  * http-proxy-3's; this adds where to connect, and what the client sees when the app fails.
@@ -26,14 +35,46 @@ export function loopbackProxy(): LoopbackProxy {
   // the pool, so they get an agent of their own that keeps none.
   const pooled = new LoopbackAgent({ keepAlive: true });
   const upgrades = new LoopbackAgent({ keepAlive: false });
-  const proxy = new ProxyServer({
-    // The request target goes on exactly as the client sent it (no URL normalising).
-    toProxy: true,
-    prependPath: false,
-    // X-Forwarded-* are set by the caller (see forward-headers.ts), the same for upgrades.
-    xfwd: false,
-    proxyTimeout: NO_TIMEOUT,
-  });
+  // Made on the first preview: http-proxy-3 (with follow-redirects and debug) is code most
+  // sandboxes never run. Only that first request waits for it, a few ms.
+  let loaded: Promise<ProxyServer> | undefined;
+  const proxied = () => {
+    // `default`, the CommonJS module itself: a bundle's chunk of a CommonJS module exports
+    // nothing else, where Node's own import() would also name its exports.
+    loaded ??= import('http-proxy-3').then(({ default: { ProxyServer: Server } }) =>
+      configure(new Server(PROXY_OPTIONS)),
+    );
+    return loaded;
+  };
+  // Upgraded connections are no longer the HTTP server's to close at shutdown: they are ours.
+  const upgraded = new Set<Duplex>();
+
+  return {
+    web(req, res, port) {
+      void proxied().then((proxy) =>
+        proxy.web(req, res, { target: target(port), agent: pooled }, (error) =>
+          fail(res, pageFor(error, port)),
+        ),
+      );
+    },
+    upgrade(req, socket, head, port) {
+      upgraded.add(socket);
+      socket.once('close', () => upgraded.delete(socket));
+      void proxied().then((proxy) =>
+        proxy.ws(req, socket as Socket, head, { target: target(port), agent: upgrades }, (error) =>
+          fail(socket, pageFor(error, port)),
+        ),
+      );
+    },
+    close() {
+      pooled.destroy();
+      upgrades.destroy();
+      for (const socket of upgraded) socket.destroy();
+    },
+  };
+}
+
+function configure(proxy: ProxyServer): ProxyServer {
   // Errors arrive through each call's callback; this catches those the library emits itself
   // (a client socket's error during an upgrade), which would otherwise be thrown.
   proxy.on('error', (_error, _req, res) => fail(res, undefined));
@@ -47,28 +88,7 @@ export function loopbackProxy(): LoopbackProxy {
   proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
     socket.once('close', () => proxyReq.destroy());
   });
-  // Upgraded connections are no longer the HTTP server's to close at shutdown: they are ours.
-  const upgraded = new Set<Duplex>();
-
-  return {
-    web(req, res, port) {
-      proxy.web(req, res, { target: target(port), agent: pooled }, (error) =>
-        fail(res, pageFor(error, port)),
-      );
-    },
-    upgrade(req, socket, head, port) {
-      upgraded.add(socket);
-      socket.once('close', () => upgraded.delete(socket));
-      proxy.ws(req, socket as Socket, head, { target: target(port), agent: upgrades }, (error) =>
-        fail(socket, pageFor(error, port)),
-      );
-    },
-    close() {
-      pooled.destroy();
-      upgrades.destroy();
-      for (const socket of upgraded) socket.destroy();
-    },
-  };
+  return proxy;
 }
 
 const target = (port: number) => ({ protocol: 'http:', host: '127.0.0.1', port });

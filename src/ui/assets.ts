@@ -1,13 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { extname } from 'node:path';
-import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
+import { PACKAGE_ROOT } from '../package-root.ts';
 
-const compress = promisify(gzip);
+// Not util.promisify: on Node 24, the bundle's copy of node:util's exports loads 34 of Node's
+// modules that the daemon never uses (scripts/build.ts reads builtins by require()).
+const compress = (body: Buffer) =>
+  new Promise<Buffer>((resolve, reject) =>
+    gzip(body, (error, zipped) => (error ? reject(error) : resolve(zipped))),
+  );
 
-/** Where `npm run build` puts the console; the same relative path from src/ui and dist/ui. */
-const WEB_ROOT = new URL('../../dist/web/', import.meta.url);
+/** Where `npm run build` puts the console, whether the daemon runs from source or from dist/. */
+const WEB_ROOT = new URL('dist/web/', PACKAGE_ROOT);
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

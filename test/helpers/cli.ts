@@ -76,8 +76,12 @@ export function cliEnv(daemon: TestDaemon | undefined, env: CliOptions['env'] = 
   return merged;
 }
 
-/** The command line that runs the CLI from source, for a shell or tmux. */
-export const CLI = [process.execPath, '--import', 'tsx', `${ROOT}src/cli.ts`];
+/** The command line that runs the CLI (from source, unless SANDBOXD_TEST_BUILT=1), for a shell or tmux. */
+export const CLI =
+  // As in daemon.ts: SANDBOXD_TEST_BUILT=1 runs the built CLI.
+  process.env.SANDBOXD_TEST_BUILT === '1'
+    ? [process.execPath, `${ROOT}dist/cli.js`]
+    : [process.execPath, '--import', 'tsx', `${ROOT}src/cli.ts`];
 
 export function startCli(args: string[], { daemon, env, input, stdinPipe }: CliOptions = {}): CliProcess {
   const child = spawn(CLI[0] as string, [...CLI.slice(1), ...args], {

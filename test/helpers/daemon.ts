@@ -43,7 +43,9 @@ export async function startDaemon(
   env: Record<string, string> = {},
   { built = false, user, nodeArgs = [], wrap = [] }: StartOptions = {},
 ): Promise<TestDaemon> {
-  const cli = [...nodeArgs, ...(built ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'])];
+  // SANDBOXD_TEST_BUILT=1 runs every test's daemon from dist/: what the package ships.
+  const fromDist = built || process.env.SANDBOXD_TEST_BUILT === '1';
+  const cli = [...nodeArgs, ...(fromDist ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'])];
   const command = [...wrap, process.execPath, ...cli, 'serve', '--port', '0', ...args];
   const child = spawn(command[0] as string, command.slice(1), {
     cwd: ROOT,

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import { z } from 'zod';
+import './zod-setup.ts';
+import * as z from 'zod';
 import { SandboxError, type SandboxErrorKind } from '../../core/errors.ts';
 import { BodyError } from '../../http/body.ts';
 import { sendJson } from '../../http/json.ts';

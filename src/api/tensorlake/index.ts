@@ -9,7 +9,6 @@ import type { ListeningPorts } from '../../ports/listening.ts';
 import { ApiError, sendError } from './errors.ts';
 import { fileRoutes } from './files.ts';
 import type { Limits } from './limits.ts';
-import { openapiDocument } from './openapi.ts';
 import { outputRoutes } from './output.ts';
 import { portRoutes } from './ports.ts';
 import { type PreviewLinkOptions, previewLinkRoute } from './preview-links.ts';
@@ -77,7 +76,8 @@ export function tensorlakeDialect({
         total_processes: total,
       });
     },
-    openapi: ({ res }) => sendJson(res, 200, openapiDocument()),
+    // Generated on the first request for it (then kept): few clients ever ask.
+    openapi: async ({ res }) => sendJson(res, 200, (await import('./openapi.ts')).openapiDocument()),
     runProcess: runRoute(table, limits),
     startProcess: processes.start,
     listProcesses: processes.list,

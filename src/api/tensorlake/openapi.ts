@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import './zod-setup.ts';
+import * as z from 'zod';
 import { version } from '../../version.ts';
 import {
   type Answer,

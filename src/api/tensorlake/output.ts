@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import { z } from 'zod';
+import './zod-setup.ts';
+import * as z from 'zod';
 import { followLines, linesSoFar, type OutputLine, spreadRuns } from '../../core/lines.ts';
 import type { StreamName } from '../../core/log-record.ts';
 import type { ProcessTable } from '../../core/process-table.ts';

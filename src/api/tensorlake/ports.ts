@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import './zod-setup.ts';
+import * as z from 'zod';
 import { sendJson } from '../../http/json.ts';
 import type { RouteContext } from '../../http/router.ts';
 import type { ListeningPort, ListeningPorts } from '../../ports/listening.ts';

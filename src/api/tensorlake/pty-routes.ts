@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
-import { z } from 'zod';
+import './zod-setup.ts';
+import * as z from 'zod';
 import type { ProcessTable } from '../../core/process-table.ts';
 import { DEFAULT_TERMINAL_SIZE } from '../../core/start-request.ts';
 import { isAuthorized, tokensMatch } from '../../http/auth.ts';
@@ -9,6 +9,7 @@ import { readJson } from '../../http/body.ts';
 import { sendJson } from '../../http/json.ts';
 import type { RouteContext } from '../../http/router.ts';
 import { refuseUpgrade } from '../../http/upgrade.ts';
+import { lazyWebSocketServer } from '../../http/websocket-server.ts';
 import { ApiError, toApiError } from './errors.ts';
 import type { Limits } from './limits.ts';
 import { type PtySession, type PtySessionOptions, PtySessions } from './pty-sessions.ts';
@@ -56,7 +57,7 @@ function sessionInfo(session: PtySession): PtySessionInfo {
 /** Terminal sessions: REST to manage them, a WebSocket to use one. */
 export function ptyRoutes(table: ProcessTable, limits: Limits, options: PtyOptions) {
   const sessions = new PtySessions(table, options);
-  const sockets = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes });
+  const sockets = lazyWebSocketServer({ maxPayload: options.maxFrameBytes });
   const lookup = ({ params }: RouteContext) => sessions.get(params.id as string);
 
   return {

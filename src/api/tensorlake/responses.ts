@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import './zod-setup.ts';
+import * as z from 'zod';
 
 // What this dialect answers, as zod schemas: the OpenAPI document is generated from them, the
 // route handlers are typed by them, and the client's types are inferred from them.

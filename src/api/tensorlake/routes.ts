@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import './zod-setup.ts';
+import * as z from 'zod';
 import { SLOW_AFTER_MS, SLOW_WAIT_INTERVAL_MS, WAIT_INTERVAL_MS } from '../../ports/wait.ts';
 import { followQuery, outputQuery } from './output.ts';
 import { waitQuery } from './ports.ts';

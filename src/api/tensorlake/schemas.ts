@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import './zod-setup.ts';
+import * as z from 'zod';
 import { HEALTH_CHECK_DEFAULTS } from '../../core/health/check.ts';
 import type { StartRequest } from '../../core/process-table.ts';
 import { RESTART_DEFAULTS } from '../../core/start-request.ts';

@@ -1,9 +1,10 @@
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
-import { z } from 'zod';
+import './zod-setup.ts';
+import * as z from 'zod';
 import { hasForeignOrigin, isAuthorized } from '../../http/auth.ts';
 import { refuseUpgrade } from '../../http/upgrade.ts';
+import { lazyWebSocketServer } from '../../http/websocket-server.ts';
 import { DialError, dialLoopback } from '../../ports/loopback-dial.ts';
 import { parsePort } from '../../ports/port-number.ts';
 import { ReadPool } from '../../ports/read-pool.ts';
@@ -44,7 +45,7 @@ interface Refusal {
  * so a client learns from the handshake itself whether anything listens there.
  */
 export function tunnelRoute(options: TunnelOptions) {
-  const server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes });
+  const server = lazyWebSocketServer({ maxPayload: options.maxFrameBytes });
 
   const refuse = (socket: Duplex, { status, code, message }: Refusal) =>
     refuseUpgrade(socket, status, STATUS_CODES[status] ?? 'Error', JSON.stringify({ error: message, code }));

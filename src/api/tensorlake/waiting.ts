@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import { z } from 'zod';
+import './zod-setup.ts';
+import * as z from 'zod';
 
 export const DEFAULT_WAIT_MS = 30_000;
 // The answer says nothing until the wait is over, and proxies cut a request silent for long

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import busboy from 'busboy';
+import type busboy from 'busboy';
 import type { FileSystem, FileUser } from '../../../files/file-system.ts';
 import { sendJson } from '../../../http/json.ts';
 import { FilesError } from './errors.ts';
@@ -22,14 +22,16 @@ export async function upload(files: FileSystem, req: IncomingMessage, res: Serve
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   let written: string[];
   try {
+    // Loaded before the body is touched, so that nothing of it flows while this waits.
+    const multipart = type === 'multipart/form-data' ? (await import('busboy')).default : undefined;
     const body = decoded(req);
     if (type === 'application/octet-stream') {
       if (!path) throw new FilesError(400, 'path: required for an application/octet-stream upload');
       const target = files.resolve(path, user);
       await files.write(target, body, user, metadata);
       written = [target];
-    } else if (type === 'multipart/form-data') {
-      written = await writeParts(files, req.headers, body, user, path, metadata);
+    } else if (multipart) {
+      written = await writeParts(multipart, files, req.headers, body, user, path, metadata);
     } else {
       throw new FilesError(
         400,
@@ -86,6 +88,7 @@ function decoded(req: IncomingMessage): Readable {
 
 /** Writes the `file` parts of a multipart body, one after another as they arrive. */
 function writeParts(
+  parse: typeof busboy,
   files: FileSystem,
   headers: IncomingHttpHeaders,
   body: Readable,
@@ -96,7 +99,7 @@ function writeParts(
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
-      parser = busboy({ headers, preservePath: true, limits: { fieldSize: 64 * 1024 } });
+      parser = parse({ headers, preservePath: true, limits: { fieldSize: 64 * 1024 } });
     } catch (error) {
       reject(new FilesError(400, `malformed multipart request: ${(error as Error).message}`));
       return;
