@@ -17,6 +17,8 @@ export interface OutputLogOptions {
   maxLineBytes: number;
   /** Told of every change in the bytes this log holds on disk. */
   diskUse?: DiskUse;
+  /** How long a spill file's read handle is kept for the next read (2 s unless given). */
+  readHandleIdleMs?: number;
 }
 
 // What a record costs in memory beyond its bytes (object, Buffer view); counted so that a flood
@@ -419,7 +421,8 @@ export class OutputLog {
     let spill = this.spills.get(stream);
     if (!spill) {
       const segmentBytes = Math.max(64 * 1024, Math.floor(this.options.maxBytesPerStream / 8));
-      spill = new StreamSpill(this.options.spillDir, stream, segmentBytes, this.options.diskUse);
+      const { spillDir, diskUse, readHandleIdleMs } = this.options;
+      spill = new StreamSpill(spillDir, stream, segmentBytes, diskUse, readHandleIdleMs);
       this.spills.set(stream, spill);
     }
     return spill;

@@ -99,6 +99,8 @@ export class StreamSpill {
     private readonly stream: StreamName,
     private readonly segmentBytes: number,
     private readonly diskUse: DiskUse = () => {},
+    /** A kept read handle unused this long is closed. */
+    private readonly readHandleIdleMs = READ_HANDLE_IDLE_MS,
   ) {}
 
   /** Bytes on disk, record headers included. */
@@ -411,9 +413,9 @@ export class StreamSpill {
       this.idleTimer = undefined;
       const now = performance.now();
       for (const reader of [...this.readers])
-        if (reader.users === 0 && now - reader.lastUsed >= READ_HANDLE_IDLE_MS) this.dropReader(reader);
+        if (reader.users === 0 && now - reader.lastUsed >= this.readHandleIdleMs) this.dropReader(reader);
       this.scheduleIdleClose();
-    }, READ_HANDLE_IDLE_MS);
+    }, this.readHandleIdleMs);
     // Kept handles never keep the daemon (or a test) alive.
     this.idleTimer.unref();
   }
