@@ -39,11 +39,13 @@ export function loopbackProxy(): LoopbackProxy {
   // sandboxes never run. Only that first request waits for it, a few ms.
   let loaded: Promise<ProxyServer> | undefined;
   const proxied = () => {
-    // `default`, the CommonJS module itself: a bundle's chunk of a CommonJS module exports
-    // nothing else, where Node's own import() would also name its exports.
-    loaded ??= import('http-proxy-3').then(({ default: { ProxyServer: Server } }) =>
-      configure(new Server(PROXY_OPTIONS)),
-    );
+    // Node's import() names the CommonJS module's exports; a bundle's chunk of it exports only
+    // `default`, the module itself; and tsx's `default` is the module's own default export.
+    loaded ??= import('http-proxy-3').then((library) => {
+      const bundled = library.default as unknown as Partial<typeof library>; // see above
+      const Server = library.ProxyServer ?? bundled.ProxyServer;
+      return configure(new Server(PROXY_OPTIONS));
+    });
     return loaded;
   };
   // Upgraded connections are no longer the HTTP server's to close at shutdown: they are ours.
