@@ -44,6 +44,10 @@ const BANNER = [
  * Not esbuild's own CommonJS interop, which gives every importing module a copy of all the
  * exports as getters: 8,000 closures. A require() stays what it is.
  */
+// Plain values on the Node that builds, deprecated getters on a newer one (Node 24 warns on
+// every read, DEP0176): reading them all at load would print that warning from every command.
+const DEPRECATED_GETTERS = new Set(['node:fs.F_OK', 'node:fs.R_OK', 'node:fs.W_OK', 'node:fs.X_OK']);
+
 const builtinsByRequire: Plugin = {
   name: 'builtins-by-require',
   setup(plugin) {
@@ -58,6 +62,7 @@ const builtinsByRequire: Plugin = {
         (name) =>
           /^[A-Za-z_$][\w$]*$/.test(name) &&
           name !== 'default' &&
+          !DEPRECATED_GETTERS.has(`${path}.${name}`) &&
           'value' in (Object.getOwnPropertyDescriptor(exports, name) ?? {}),
       );
       const contents = [
