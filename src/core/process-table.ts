@@ -6,12 +6,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Containment } from './containment/index.ts';
 import { SandboxError } from './errors.ts';
 import type { SandboxProcess } from './process.ts';
-import { assertProcessName } from './process-name.ts';
 import { ProcessRegistry } from './process-registry.ts';
 import { beyondRetention, type Retained, spillTrimPlan } from './retention.ts';
 import { SIGTERM } from './signals.ts';
 import { SpillQuota } from './spill-quota.ts';
-import { managedConfig, normaliseStart, type ProcessSpec, type StartRequest } from './start-request.ts';
+import {
+  assertStartable,
+  managedConfig,
+  normaliseStart,
+  type ProcessSpec,
+  type StartRequest,
+} from './start-request.ts';
 import { type ManagedState, type Supervised, Supervisor } from './supervisor.ts';
 import { type Accounts, type ResolvedUser, resolveUser } from './users.ts';
 import { Waiters } from './waiters.ts';
@@ -256,8 +261,7 @@ export class ProcessTable<P extends TableProcess = SandboxProcess> {
   }
 
   private async resolveSpec(request: StartRequest): Promise<ProcessSpec> {
-    assertExecArguments(request);
-    if (request.name !== undefined && request.nameKind !== 'tag') assertProcessName(request.name);
+    assertStartable(request);
     const user: ResolvedUser | undefined =
       request.user === undefined ? undefined : await resolveUser(this.options.accounts, request.user);
     const spec = normaliseStart(request, { baseEnv: this.options.baseEnv, user, home: this.home });
@@ -330,23 +334,6 @@ function exitWaiters(entry: TableProcess): Waiters {
   const waiters = new Waiters();
   void entry.exited.then(() => waiters.wake());
   return waiters;
-}
-
-/** What exec(2) cannot carry: an empty command, NUL bytes, '=' in a variable's name. */
-function assertExecArguments({ command, args = [], env = {} }: StartRequest): void {
-  const fail = (field: string, problem: string) => {
-    throw new SandboxError('invalid_argument', `${field}: ${problem}`);
-  };
-  if (command === '') fail('command', 'must not be empty');
-  if (command.includes('\0')) fail('command', 'must not contain a NUL byte');
-  args.forEach((arg, i) => {
-    if (arg.includes('\0')) fail(`args.${i}`, 'must not contain a NUL byte');
-  });
-  for (const [name, value] of Object.entries(env)) {
-    if (name === '' || name.includes('=') || name.includes('\0'))
-      fail(`env.${name}`, "a name must be non-empty, without '=' or NUL");
-    if (value.includes('\0')) fail(`env.${name}`, 'must not contain a NUL byte');
-  }
 }
 
 async function assertDirectory(path: string): Promise<void> {

@@ -1,6 +1,7 @@
 import { SandboxError } from './errors.ts';
 import { type HealthCheck, type HealthCheckWire, normaliseHealthCheck } from './health/check.ts';
 import { resolvePath } from './paths.ts';
+import { assertProcessName } from './process-name.ts';
 import type { ResolvedUser, UserSpec } from './users.ts';
 
 export interface TerminalSize {
@@ -139,6 +140,32 @@ export function restartPolicy(given: RestartRequest | undefined, named: boolean)
     initialBackoffMs: given?.initialBackoffMs ?? RESTART_DEFAULTS.initialBackoffMs,
     maxBackoffMs: given?.maxBackoffMs ?? RESTART_DEFAULTS.maxBackoffMs,
   };
+}
+
+/**
+ * What is wrong with a request before anything is looked up (its user, its directory): what
+ * exec(2) cannot carry, and a name that breaks the name rule (an envd tag keeps envd's).
+ */
+export function assertStartable(request: StartRequest): void {
+  assertExecArguments(request);
+  if (request.name !== undefined && request.nameKind !== 'tag') assertProcessName(request.name);
+}
+
+/** What exec(2) cannot carry: an empty command, NUL bytes, '=' in a variable's name. */
+function assertExecArguments({ command, args = [], env = {} }: StartRequest): void {
+  const fail = (field: string, problem: string) => {
+    throw new SandboxError('invalid_argument', `${field}: ${problem}`);
+  };
+  if (command === '') fail('command', 'must not be empty');
+  if (command.includes('\0')) fail('command', 'must not contain a NUL byte');
+  args.forEach((arg, i) => {
+    if (arg.includes('\0')) fail(`args.${i}`, 'must not contain a NUL byte');
+  });
+  for (const [name, value] of Object.entries(env)) {
+    if (name === '' || name.includes('=') || name.includes('\0'))
+      fail(`env.${name}`, "a name must be non-empty, without '=' or NUL");
+    if (value.includes('\0')) fail(`env.${name}`, 'must not contain a NUL byte');
+  }
 }
 
 /** How a managed process is kept going; undefined for a process that is not managed. */
