@@ -136,7 +136,8 @@ const LEGEND: [rows: string[], lines: string[]][] = [
     ['15', '16', '17'],
     [
       '15  exec of `node -e 0` until it exits, the same binary, execs interleaved (each a sample).',
-      '16  a bare `node -e "setInterval(()=>{},1e3)"` after the same pause as the idle daemon.',
+      '16  a bare `node -e "setInterval(()=>{},1e3)"` after the same pause as the idle daemon; 16b the',
+      '    same bare Node, the daemon measured again 5 s after streaming 200 MiB (Connect Start, JSON).',
       '17  the median of the warm calls after the first, on the same fresh daemon (one per kind); the',
       '    first is sent 200 ms after the daemon first answered its health check.',
     ],

@@ -4,6 +4,9 @@
 //        Node binary, runs interleaved, the median of at least 5 of each.
 //   16  the daemon's resident memory once idle (after one health call and a pause), against a
 //        bare Node's (`node -e "setInterval(()=>{},1e3)"`) after the same pause.
+//   16b the same daemon's resident memory 5 s after 200 MiB of output went through it (a
+//        Connect Start, JSON, of `head -c` from /dev/zero, read to its end), against the same
+//        bare Node: what a sandbox costs once its burst of work is over.
 //   17  the first call after start (once the daemon has answered its health check, and 200 ms
 //        later, as a client that waited for it to be ready) against the median of the warm
 //        calls that follow on the same daemon, one fresh daemon per kind:
@@ -105,6 +108,30 @@ async function envdStart(daemon: BenchDaemon): Promise<void> {
   if (!text.includes('exit status 0')) throw new Error(`Connect Start of true: ${text}`);
 }
 
+/** Connect Start (JSON) of `head -c BYTES /dev/zero`, its stream read to the end and dropped. */
+async function envdBurst(daemon: BenchDaemon, bytes: number): Promise<void> {
+  const start = { process: { cmd: 'head', args: ['-c', String(bytes), '/dev/zero'] }, stdin: false };
+  const response = await open(`${daemon.url}/process.Process/Start`, {
+    method: 'POST',
+    body: encodeEnvelope(0, Buffer.from(JSON.stringify(start))),
+    headers: { 'content-type': contentTypeStreamJson },
+  });
+  if (response.statusCode !== 200) throw new Error(`Connect Start: ${response.statusCode}`);
+  let received = 0;
+  let tail = '';
+  for await (const chunk of response as AsyncIterable<Buffer>) {
+    received += chunk.length;
+    tail = (tail + chunk.toString('latin1')).slice(-200);
+  }
+  if (received < bytes || !tail.includes('exit status 0')) {
+    throw new Error(`Connect Start of head: ${received} bytes, ending ${tail}`);
+  }
+}
+
+/** After the burst: long enough for the daemon to see it is over and hand memory back. */
+const AFTER_BURST_MS = 5000;
+const BURST_BYTES = 200 * 1024 * 1024;
+
 type Kind = 'processes' | 'envd' | 'files';
 
 /** Between the daemon's first health 200 and the first call: less than any readiness poll's period. */
@@ -125,6 +152,7 @@ export async function startup(options: BenchOptions, scratch: Scratch): Promise<
   options.log(`15: ready ${ready.map((r) => r.figure.toFixed(0)).join(' ')} ms`);
 
   const idle: { figure: number; baseline: number }[] = [];
+  const afterBurst: { figure: number; baseline: number }[] = [];
   const first: Record<Kind, { figure: number; baseline: number }[]> = { processes: [], envd: [], files: [] };
   const calls: Record<Kind, (daemon: BenchDaemon) => Promise<unknown>> = {
     processes: (daemon) =>
@@ -141,7 +169,11 @@ export async function startup(options: BenchOptions, scratch: Scratch): Promise<
     try {
       await call(`${daemon.api}/health`);
       await sleep(pauseMs);
-      idle.push({ figure: await daemon.rssMiB(), baseline: await bareNodeRss(pauseMs) });
+      const bare = await bareNodeRss(pauseMs);
+      idle.push({ figure: await daemon.rssMiB(), baseline: bare });
+      await envdBurst(daemon, BURST_BYTES);
+      await sleep(AFTER_BURST_MS);
+      afterBurst.push({ figure: await daemon.rssMiB(), baseline: bare });
     } finally {
       await daemon.stop();
     }
@@ -174,6 +206,17 @@ export async function startup(options: BenchOptions, scratch: Scratch): Promise<
       ready.map((r) => ({ figure: r.figure, baseline: r.baseline })),
     ),
     withExcess(row({ id: '16', what: 'idle RSS', unit: 'MiB', baselineIs: 'bare idle node' }, idle)),
+    withExcess(
+      row(
+        {
+          id: '16b',
+          what: 'idle RSS 5 s after 200 MiB of output',
+          unit: 'MiB',
+          baselineIs: 'bare idle node',
+        },
+        afterBurst,
+      ),
+    ),
     firstRow('17a', 'processes', 'POST /api/v1/processes (true)'),
     firstRow('17b', 'envd', 'envd Connect Start (true, JSON)'),
     firstRow('17c', 'files', 'GET /api/v1/files (1 KiB)'),

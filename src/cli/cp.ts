@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
@@ -7,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Command } from 'commander';
 import { DaemonError, type SandboxClient } from '../client/index.ts';
+import { crypto } from '../node-on-demand.ts';
 import { type ConnectionOptions, example, run, UsageError, withConnection } from './connection.ts';
 import { progress } from './progress.ts';
 
@@ -99,7 +99,10 @@ async function download(client: SandboxClient, source: string, target: string): 
     existing = await stat(target).catch(() => undefined);
   }
   // Written beside the target and renamed over it: the old file stays whole until the end.
-  const partial = join(dirname(target), `.${basename(target)}.sandboxd-${randomBytes(4).toString('hex')}`);
+  const partial = join(
+    dirname(target),
+    `.${basename(target)}.sandboxd-${crypto().randomBytes(4).toString('hex')}`,
+  );
   try {
     await pipeline(body, bar, createWriteStream(partial, { flags: 'wx' }));
     // A replaced file keeps its mode, as cp(1) keeps it.

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { setFlagsFromString } from 'node:v8';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { CONTAINMENT_CHOICES } from '../core/containment/types.ts';
 import { parsePort } from '../ports/port-number.ts';
 import { defaultMaxConnections } from '../server/connections.ts';
 import { WARM_UP_MIN_CONNECTIONS, warmUp } from '../server/warm-up.ts';
+import { resumeOptimiser } from '../v8-tuning.ts';
 import { example } from './connection.ts';
 
 const MiB = 1024 * 1024;
@@ -104,7 +104,6 @@ export function serveCommand(program: Command): void {
       };
       process.on('SIGTERM', () => onSignal('SIGTERM'));
       process.on('SIGINT', () => onSignal('SIGINT'));
-      keepYoungGenerationSmall();
       const maxConnections: number = options.maxConnections ?? defaultMaxConnections();
       const { startDaemon } = await import('../server/daemon.ts');
       const { protectDaemonFromOom } = await import('../core/oom-score.ts');
@@ -153,7 +152,9 @@ export function serveCommand(program: Command): void {
       for (const url of daemon.urls) console.log(`sandboxd listening on ${url}`);
       // After the lines a supervisor waits for, off the path of any request.
       if (maxConnections >= WARM_UP_MIN_CONNECTIONS) {
-        setImmediate(() => void warmUp(daemon.urls[0] as string, token));
+        setImmediate(() => void warmUp(daemon.urls[0] as string, token).finally(resumeOptimiser));
+      } else {
+        resumeOptimiser();
       }
     });
 }
@@ -180,16 +181,4 @@ function daemonToken(options: { token?: string; tokenFile?: string }): string | 
     }
   }
   return options.token || undefined;
-}
-
-/**
- * V8 doubles its young generation whenever much of it survives a scavenge, as a start's modules
- * and a thousand followers do (from 2 MiB to 8 on Node 20 and 16 on Node 24 by the end of a
- * start, up to 32 and 64 under load), and keeps it resident, where the daemon's own live
- * objects are a few MiB. Growth by a factor of 1 is none. Changed this late, the flag still applies: V8 reads it each time it
- * would grow (the maximum, --max-semi-space-size, it reads only at start). Scavenges are then
- * more frequent, but each is short: what the daemon allocates per request dies young.
- */
-function keepYoungGenerationSmall(): void {
-  setFlagsFromString('--semi-space-growth-factor=1');
 }

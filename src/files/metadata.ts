@@ -1,5 +1,17 @@
-import { getAttribute, listAttributes, setAttribute } from '@napi-rs/xattr';
+import { createRequire } from 'node:module';
 import { SandboxError } from '../core/errors.ts';
+
+type Xattr = typeof import('@napi-rs/xattr');
+let xattr: Xattr | undefined;
+/**
+ * The addon on first use, by require(): an ESM import of its CommonJS loader has Node scan that
+ * file for its exports, and the scan is hot enough for V8 to optimise it, 40-120 ms of
+ * compiling at start-up and memory kept afterwards, for a feature few sandboxes use.
+ */
+function loadXattr(): Xattr {
+  xattr ??= createRequire(import.meta.url)('@napi-rs/xattr') as Xattr;
+  return xattr;
+}
 
 // User metadata lives in extended attributes under this prefix, so it travels with the file.
 const PREFIX = 'user.e2b.';
@@ -19,7 +31,7 @@ export function checkMetadata(metadata: Record<string, string>): void {
 export async function writeMetadata(path: string, metadata: Record<string, string>): Promise<void> {
   for (const [key, value] of Object.entries(metadata)) {
     try {
-      await setAttribute(path, PREFIX + key, value);
+      await loadXattr().setAttribute(path, PREFIX + key, value);
     } catch (error) {
       throw new SandboxError(
         'invalid_argument',
@@ -31,11 +43,15 @@ export async function writeMetadata(path: string, metadata: Record<string, strin
 
 /** The metadata stored on a file; a file system without xattrs simply has none. */
 export async function readMetadata(path: string): Promise<Record<string, string>> {
-  const names = await listAttributes(path).catch(() => [] as string[]);
+  const names = await loadXattr()
+    .listAttributes(path)
+    .catch(() => [] as string[]);
   const metadata: Record<string, string> = {};
   for (const name of names) {
     if (!name.startsWith(PREFIX)) continue;
-    const value = await getAttribute(path, name).catch(() => null);
+    const value = await loadXattr()
+      .getAttribute(path, name)
+      .catch(() => null);
     if (value !== null) metadata[name.slice(PREFIX.length)] = value.toString('latin1');
   }
   return metadata;

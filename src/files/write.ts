@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { type FileHandle, lstat, open, realpath, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { SandboxError } from '../core/errors.ts';
+import { crypto } from '../node-on-demand.ts';
 import { makeDirectories, type Owner } from './directories.ts';
 import { fileError } from './errors.ts';
 import { writeMetadata } from './metadata.ts';
@@ -48,7 +48,7 @@ export async function writeAtomically(
   if (existing?.isDirectory()) throw new SandboxError('is_directory', `'${path}' is a directory`);
   const directory = dirname(path);
   await makeDirectories(directory, owner);
-  const temporary = join(directory, TEMPORARY_PREFIX + randomBytes(8).toString('hex'));
+  const temporary = join(directory, TEMPORARY_PREFIX + crypto().randomBytes(8).toString('hex'));
   let handle: FileHandle | undefined;
   try {
     handle = await open(temporary, 'wx', existing ? existing.mode & 0o7777 : 0o666);

@@ -1,14 +1,14 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { crypto } from '../node-on-demand.ts';
 
-const digest = (text: string) => createHash('sha256').update(text).digest();
+const digest = (text: string) => crypto().createHash('sha256').update(text).digest();
 
 /**
  * Compares a presented token with the expected one in constant time. Both are hashed first,
  * so neither the content nor the length of the token leaks through timing.
  */
 export function tokensMatch(presented: string | undefined, expected: string): boolean {
-  return presented !== undefined && timingSafeEqual(digest(presented), digest(expected));
+  return presented !== undefined && crypto().timingSafeEqual(digest(presented), digest(expected));
 }
 
 /** The token of an `Authorization: Bearer T` header. */

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { crypto } from '../node-on-demand.ts';
 
 // Who may open an HTTP preview of a port, apart from the daemon's token: ports open to anyone,
 // one-time codes that preview links carry, and the browser sessions those codes are swapped
@@ -23,7 +23,7 @@ interface Grant {
 
 // Maps are keyed by a hash of the secret, so that a lookup's timing says nothing about a secret
 // that is almost right, and the daemon's memory holds nothing a reader could replay.
-const key = (secret: string) => createHash('sha256').update(secret).digest('base64url');
+const key = (secret: string) => crypto().createHash('sha256').update(secret).digest('base64url');
 
 /** Holds a bounded, insertion-ordered set of secrets that each open one port until a time. */
 class Grants {
@@ -32,7 +32,7 @@ class Grants {
   constructor(private readonly maxEntries: number) {}
 
   add(port: number, lifetimeMs: number, now: number): { secret: string; expiresAt: number } {
-    const secret = randomBytes(32).toString('base64url');
+    const secret = crypto().randomBytes(32).toString('base64url');
     const expiresAt = now + lifetimeMs;
     this.byKey.set(key(secret), { port, expiresAt });
     for (const oldest of this.byKey.keys()) {

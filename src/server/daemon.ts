@@ -18,6 +18,7 @@ import { COOKIE as CONSOLE_COOKIE } from '../ui/sessions.ts';
 import { version } from '../version.ts';
 import { answerClientErrors } from './client-errors.ts';
 import { type ConnectionLimits, guardConnections } from './connections.ts';
+import { startMemoryRelease } from './memory-release.ts';
 import { createRequestListener, createUpgradeListener, type UpgradeListener } from './request-listener.ts';
 
 export interface DaemonConfig {
@@ -199,6 +200,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   });
 
+  const memory = startMemoryRelease({ checkEveryMs: 1000, minimumBytes: 32 * MiB });
   const orphans =
     reaper.status.role === 'none'
       ? `not reaped (${reaper.status.problem})`
@@ -206,7 +208,10 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   return {
     urls,
     tracking: `descendants tracked by ${containment.description}; orphans ${orphans}`,
-    stop: () => stop(config.shutdownGraceMs),
+    stop: () => {
+      memory.stop();
+      return stop(config.shutdownGraceMs);
+    },
   };
 }
 

@@ -1,6 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isSameOriginRequest, readCookie, type SessionAuth } from '../http/auth.ts';
+import { crypto } from '../node-on-demand.ts';
 import { isConsoleCall } from './api-calls.ts';
 
 export const COOKIE = 'sandboxd_console';
@@ -14,7 +14,7 @@ export interface SessionOptions {
 
 // The map is keyed by a hash of the cookie, so a lookup's timing says nothing about a
 // cookie that is almost right, and the daemon's memory holds no usable cookie.
-const key = (cookie: string) => createHash('sha256').update(cookie).digest('base64url');
+const key = (cookie: string) => crypto().createHash('sha256').update(cookie).digest('base64url');
 
 /** The console's logins: random cookies, held in memory only (a restart logs everyone out). */
 export class ConsoleSessions implements SessionAuth {
@@ -24,7 +24,7 @@ export class ConsoleSessions implements SessionAuth {
 
   /** A new session; returns its cookie value. */
   create(): string {
-    const cookie = randomBytes(32).toString('base64url');
+    const cookie = crypto().randomBytes(32).toString('base64url');
     this.expiries.set(key(cookie), Date.now() + this.options.lifetimeMs);
     for (const oldest of this.expiries.keys()) {
       if (this.expiries.size <= this.options.maxSessions) break;

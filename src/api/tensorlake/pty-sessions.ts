@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { SandboxError } from '../../core/errors.ts';
 import { type LongTimeout, setLongTimeout } from '../../core/long-timeout.ts';
 import type { SandboxProcess } from '../../core/process.ts';
 import type { ProcessTable, StartRequest } from '../../core/process-table.ts';
 import { exitCodeOf, SIGHUP } from '../../core/signals.ts';
+import { crypto } from '../../node-on-demand.ts';
 import { ApiError } from './errors.ts';
 
 export interface PtySessionOptions {
@@ -23,9 +23,9 @@ export interface SessionClient {
 /** A terminal session: a process in a pty, with the token that lets a client attach to it. */
 export class PtySession {
   // Hex: an id that began with '-' would read as an option on a command line (sandboxd attach ID).
-  readonly id = randomBytes(8).toString('hex');
+  readonly id = crypto().randomBytes(8).toString('hex');
   // URL-safe, since clients put it in a query string as it is.
-  readonly token = randomBytes(24).toString('base64url');
+  readonly token = crypto().randomBytes(24).toString('base64url');
   readonly createdAt = Date.now();
   readonly clients = new Set<SessionClient>();
   idleTimer: LongTimeout | undefined;

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
 import type { FileSystem } from '../../../files/file-system.ts';
 import type { DirectoryWatch } from '../../../files/watch.ts';
@@ -7,6 +6,7 @@ import type {
   GetWatcherEventsRequest,
   RemoveWatcherRequest,
 } from '../../../gen/filesystem/filesystem_pb.ts';
+import { crypto } from '../../../node-on-demand.ts';
 import { translated } from '../errors.ts';
 import { filesystemEvent } from './entry-info.ts';
 import { requestUser } from './user.ts';
@@ -46,7 +46,7 @@ export function watcherRoutes(files: FileSystem, { idleMs }: { idleMs: number })
           recursive: request.recursive,
           includeEntry: request.includeEntry,
         });
-        const id = `w${randomBytes(8).toString('hex')}`;
+        const id = `w${crypto().randomBytes(8).toString('hex')}`;
         watchers.set(id, { watch, polledAt: Date.now() });
         watch.onClose(() => watchers.delete(id));
         return { watcherId: id };

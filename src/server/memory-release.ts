@@ -1,0 +1,102 @@
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { loadNative } from '../core/native/libc.ts';
+
+/**
+ * Memory handed back once a burst of output is over. Output passes through the daemon in
+ * Buffers, and a stream of 200 MiB left ~195 MiB of dead ones behind (V8 frees a Buffer's
+ * bytes only when a full collection finds it dead, and with a small heap it saw no reason to
+ * run one) and malloc kept the bytes it got back, below the top of its heap: an idle daemon
+ * stayed at ~290 MiB resident, on Node 20 and 24 alike. When the bytes held outside V8's heap
+ * have grown well past where they were and then stopped growing, the daemon collects and has
+ * malloc return free pages to the system (glibc's malloc_trim; musl returns them by itself).
+ */
+export interface MemoryReleaseOptions {
+  /** How often the bytes held outside the heap are looked at (no I/O: V8's own count). */
+  checkEveryMs: number;
+  /** Growth past the level left by the last release that is worth a release. */
+  minimumBytes: number;
+}
+
+/** What the policy sees and does; the daemon's are below, a test gives its own. */
+export interface MemoryProbes {
+  externalBytes(): number;
+  /** A full collection, and a malloc trim where there is one. */
+  release(): void;
+}
+
+/** Checks in a row without growth that make a burst over: a collection of V8's own mid-burst is one. */
+export const QUIET_CHECKS = 2;
+
+/**
+ * The decision, one check at a time: release once the bytes outside the heap are well above
+ * the floor (what the last release left, or less if V8 collected since) and have not grown
+ * for QUIET_CHECKS checks in a row.
+ */
+export class ReleasePolicy {
+  private floor: number;
+  private previous: number;
+  private quiet = 0;
+
+  constructor(
+    start: number,
+    private readonly minimumBytes: number,
+  ) {
+    this.floor = start;
+    this.previous = start;
+  }
+
+  /** Whether to release now, given the bytes outside the heap at this check. */
+  observe(bytes: number): boolean {
+    this.quiet = bytes > this.previous ? 0 : this.quiet + 1;
+    this.previous = bytes;
+    this.floor = Math.min(this.floor, bytes);
+    return this.quiet >= QUIET_CHECKS && bytes >= this.floor + this.minimumBytes;
+  }
+
+  /** After a release: what is left is the new floor. */
+  released(bytes: number): void {
+    this.floor = bytes;
+    this.previous = bytes;
+    this.quiet = 0;
+  }
+}
+
+export function startMemoryRelease(
+  options: MemoryReleaseOptions,
+  probes: MemoryProbes = daemonProbes(),
+): { stop(): void } {
+  const policy = new ReleasePolicy(probes.externalBytes(), options.minimumBytes);
+  const timer = setInterval(() => {
+    if (!policy.observe(probes.externalBytes())) return;
+    probes.release();
+    policy.released(probes.externalBytes());
+  }, options.checkEveryMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
+
+let collect: (() => void) | undefined;
+let trim: ((pad: number) => number) | undefined | null;
+
+/** The daemon's own: V8's count of bytes outside its heap, and a real collection and trim. */
+export function daemonProbes(): MemoryProbes {
+  return {
+    externalBytes: () => getHeapStatistics().external_memory,
+    release() {
+      // Node offers no call for a collection but the one --expose-gc gives a new context.
+      if (!collect) {
+        setFlagsFromString('--expose-gc');
+        collect = runInNewContext('gc') as () => void;
+      }
+      // Twice: V8 frees a dead Buffer's bytes in the sweep after a collection, and the next
+      // collection waits for that sweep to finish.
+      collect();
+      collect();
+      if (trim === undefined) {
+        trim = loadNative((self) => self.func('int malloc_trim(size_t pad)')).value ?? null;
+      }
+      trim?.(0);
+    },
+  };
+}
