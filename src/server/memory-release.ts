@@ -4,12 +4,14 @@ import { loadNative } from '../core/native/libc.ts';
 
 /**
  * Memory handed back once a burst of output is over. Output passes through the daemon in
- * Buffers, and a stream of 200 MiB left ~195 MiB of dead ones behind (V8 frees a Buffer's
- * bytes only when a full collection finds it dead, and with a small heap it saw no reason to
- * run one) and malloc kept the bytes it got back, below the top of its heap: an idle daemon
- * stayed at ~290 MiB resident, on Node 20 and 24 alike. When the bytes held outside V8's heap
- * have grown well past where they were and then stopped growing, the daemon collects and has
- * malloc return free pages to the system (glibc's malloc_trim; musl returns them by itself).
+ * Buffers, and those that live a while (kept in a process's log, queued for a slow reader)
+ * reach V8's old generation, where only a full collection frees their bytes: a stream of 200
+ * MiB left ~195 MiB of dead ones behind, which a heap of a few MiB gave V8 no reason to
+ * collect, and malloc kept what it got back below the top of its heap. The idle daemon stayed
+ * at ~290 MiB resident, on Node 20 and 24 alike. When the bytes held outside V8's heap have
+ * grown well past where they were and then stopped growing, the daemon collects and has malloc
+ * return its free pages to the system (glibc's malloc_trim; musl's malloc does it by itself).
+ * A release blocks the event loop for a full collection or two, once per burst.
  */
 export interface MemoryReleaseOptions {
   /** How often the bytes held outside the heap are looked at (no I/O: V8's own count). */
@@ -25,7 +27,7 @@ export interface MemoryProbes {
   release(): void;
 }
 
-/** Checks in a row without growth that make a burst over: a collection of V8's own mid-burst is one. */
+/** Checks in a row without growth before a burst counts as over: V8 collecting mid-burst makes one. */
 export const QUIET_CHECKS = 2;
 
 /**
