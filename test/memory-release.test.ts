@@ -4,6 +4,7 @@ import { describe, mock, test } from 'node:test';
 import {
   daemonProbes,
   QUIET_CHECKS,
+  QUIET_CPU_SHARE,
   ReleasePolicy,
   startMemoryRelease,
 } from '../src/server/memory-release.ts';
@@ -12,32 +13,122 @@ import { eventually, type TestDaemon, useDaemon } from './helpers/daemon.ts';
 const MiB = 1024 * 1024;
 const MINIMUM = 32 * MiB;
 
-// The bytes held outside V8's heap, in MiB, at each check after a start at `start`; `releases`
-// are the checks (0-based) at which the policy releases, and the release leaves `after` MiB.
-const cases: { name: string; start: number; checks: number[]; releases: number[]; after?: number }[] = [
-  { name: 'idle: nothing grows', start: 2, checks: [2, 2, 2, 2], releases: [] },
-  { name: 'a burst, then quiet', start: 2, checks: [60, 120, 200, 200, 200], releases: [4], after: 2 },
-  { name: 'quiet for one check only is not enough', start: 2, checks: [100, 100, 150, 150], releases: [] },
-  { name: 'V8 collecting mid-burst is not quiet', start: 2, checks: [100, 60, 140, 90, 180], releases: [] },
-  { name: 'growth under the minimum is left alone', start: 2, checks: [20, 30, 30, 30, 30], releases: [] },
+// At each check after a start at `start` MiB: the bytes held outside V8's heap (MiB) and the
+// share of the period the daemon spent on the CPU; `releases` are the checks (0-based) at which
+// the policy releases, and each release leaves `after` MiB.
+const BUSY = 0.6;
+const IDLE = 0.01;
+const cases: {
+  name: string;
+  start: number;
+  checks: [mib: number, cpu: number][];
+  releases: number[];
+  after?: number;
+}[] = [
+  {
+    name: 'idle: nothing grows',
+    start: 2,
+    checks: [
+      [2, IDLE],
+      [2, IDLE],
+      [2, IDLE],
+    ],
+    releases: [],
+  },
+  {
+    name: 'a burst, then quiet',
+    start: 2,
+    checks: [
+      [60, BUSY],
+      [120, BUSY],
+      [200, BUSY],
+      [200, IDLE],
+      [200, IDLE],
+    ],
+    releases: [4],
+    after: 2,
+  },
+  {
+    name: 'quiet for one check only is not enough',
+    start: 2,
+    checks: [
+      [100, BUSY],
+      [100, IDLE],
+      [150, BUSY],
+      [150, IDLE],
+    ],
+    releases: [],
+  },
+  {
+    name: 'bytes that stop growing mid-burst (V8 collecting) are not quiet',
+    start: 2,
+    checks: [
+      [100, BUSY],
+      [60, BUSY],
+      [60, BUSY],
+      [60, BUSY],
+      [180, BUSY],
+    ],
+    releases: [],
+  },
+  {
+    name: 'just under the CPU share is quiet',
+    start: 2,
+    checks: [
+      [100, QUIET_CPU_SHARE - 0.001],
+      [100, QUIET_CPU_SHARE - 0.001],
+    ],
+    releases: [1],
+  },
+  {
+    name: 'growth under the minimum is left alone',
+    start: 2,
+    checks: [
+      [20, BUSY],
+      [30, IDLE],
+      [30, IDLE],
+      [30, IDLE],
+    ],
+    releases: [],
+  },
   {
     name: 'what a release cannot free is the new floor',
     start: 2,
-    checks: [100, 100, 100, 100, 100, 100],
-    releases: [2],
+    checks: [
+      [100, IDLE],
+      [100, IDLE],
+      [100, IDLE],
+      [100, IDLE],
+      [100, IDLE],
+    ],
+    releases: [1],
     after: 100,
   },
   {
     name: 'V8 collected on its own: the floor follows it down',
     start: 50,
-    checks: [10, 10, 50, 50, 50],
+    checks: [
+      [10, IDLE],
+      [10, IDLE],
+      [50, BUSY],
+      [50, IDLE],
+      [50, IDLE],
+    ],
     releases: [4],
     after: 10,
   },
   {
     name: 'a second burst after a release',
     start: 2,
-    checks: [200, 200, 200, 2, 150, 150, 150],
+    checks: [
+      [200, BUSY],
+      [200, IDLE],
+      [200, IDLE],
+      [2, IDLE],
+      [150, BUSY],
+      [150, IDLE],
+      [150, IDLE],
+    ],
     releases: [2, 6],
     after: 2,
   },
@@ -48,8 +139,8 @@ describe('memory release', () => {
     for (const { name, start, checks, releases, after = 0 } of cases) {
       const policy = new ReleasePolicy(start * MiB, MINIMUM);
       const released: number[] = [];
-      checks.forEach((bytes, i) => {
-        if (!policy.observe(bytes * MiB)) return;
+      checks.forEach(([bytes, cpu], i) => {
+        if (!policy.observe(bytes * MiB, cpu)) return;
         released.push(i);
         policy.released(after * MiB);
       });
@@ -57,15 +148,19 @@ describe('memory release', () => {
     }
   });
 
-  test('the timer looks once per period and releases through the probes', () => {
+  test('the timer looks once per period, measures CPU over it, and releases through the probes', () => {
     mock.timers.enable({ apis: ['setInterval'] });
     try {
       const readings = [2, 100, 100, 100, 2, 2];
+      // CPU used so far, µs, at the start and at each check: 600 ms of the first second, then
+      // 10 ms a second; the release itself takes 300 ms, which must not count as work.
+      const cpu = [0, 600_000, 610_000, 620_000, 920_000, 930_000];
       let calls = 0;
       const release = startMemoryRelease(
         { checkEveryMs: 1000, minimumBytes: MINIMUM },
         {
           externalBytes: () => (readings.shift() ?? 2) * MiB,
+          cpuMicros: () => cpu.shift() ?? 930_000,
           release: () => {
             calls++;
           },
@@ -73,8 +168,10 @@ describe('memory release', () => {
       );
       mock.timers.tick(999);
       assert.equal(calls, 0);
-      mock.timers.tick(3001);
-      assert.equal(calls, 1, 'released after the second quiet check');
+      mock.timers.tick(2001);
+      assert.equal(calls, 1, 'released at the second quiet check');
+      mock.timers.tick(1000);
+      assert.equal(calls, 1, 'the release is not counted as a busy second, nor is it repeated');
       release.stop();
       mock.timers.tick(10_000);
       assert.equal(calls, 1, 'no check after stop');
