@@ -93,24 +93,9 @@ async function bareNodeRss(pauseMs: number): Promise<number> {
   }
 }
 
-/** Connect Start of `true` as JSON, read to its end-of-stream envelope. */
-async function envdStart(daemon: BenchDaemon): Promise<void> {
-  const start = { process: { cmd: 'true' }, stdin: false };
-  const response = await open(`${daemon.url}/process.Process/Start`, {
-    method: 'POST',
-    body: encodeEnvelope(0, Buffer.from(JSON.stringify(start))),
-    headers: { 'content-type': contentTypeStreamJson },
-  });
-  if (response.statusCode !== 200) throw new Error(`Connect Start: ${response.statusCode}`);
-  let text = '';
-  response.setEncoding('latin1');
-  for await (const chunk of response) text += chunk;
-  if (!text.includes('exit status 0')) throw new Error(`Connect Start of true: ${text}`);
-}
-
-/** Connect Start (JSON) of `head -c BYTES /dev/zero`, its stream read to the end and dropped. */
-async function envdBurst(daemon: BenchDaemon, bytes: number): Promise<void> {
-  const start = { process: { cmd: 'head', args: ['-c', String(bytes), '/dev/zero'] }, stdin: false };
+/** Connect Start (JSON) of a command, read to its end: the bytes received and the last 200. */
+async function envdStart(daemon: BenchDaemon, cmd: string, args: string[] = []) {
+  const start = { process: { cmd, args }, stdin: false };
   const response = await open(`${daemon.url}/process.Process/Start`, {
     method: 'POST',
     body: encodeEnvelope(0, Buffer.from(JSON.stringify(start))),
@@ -123,9 +108,14 @@ async function envdBurst(daemon: BenchDaemon, bytes: number): Promise<void> {
     received += chunk.length;
     tail = (tail + chunk.toString('latin1')).slice(-200);
   }
-  if (received < bytes || !tail.includes('exit status 0')) {
-    throw new Error(`Connect Start of head: ${received} bytes, ending ${tail}`);
-  }
+  if (!tail.includes('exit status 0')) throw new Error(`Connect Start of ${cmd}: ending ${tail}`);
+  return received;
+}
+
+/** Connect Start (JSON) of `head -c BYTES /dev/zero`, its stream read to the end and dropped. */
+async function envdBurst(daemon: BenchDaemon, bytes: number): Promise<void> {
+  const received = await envdStart(daemon, 'head', ['-c', String(bytes), '/dev/zero']);
+  if (received < bytes) throw new Error(`Connect Start of head: ${received} bytes`);
 }
 
 /** After the burst: long enough for the daemon to see it is over and hand memory back. */
@@ -161,7 +151,7 @@ export async function startup(options: BenchOptions, scratch: Scratch): Promise<
         body: JSON.stringify({ command: 'true' }),
         headers: json,
       }),
-    envd: envdStart,
+    envd: (daemon) => envdStart(daemon, 'true'),
     files: (daemon) => call(`${daemon.api}/files?path=${encodeURIComponent(file)}`),
   };
   for (let round = 0; round < options.rounds; round++) {

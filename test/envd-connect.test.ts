@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
+import { encodeEnvelope } from '@connectrpc/connect/protocol';
 import { Signal } from '../src/gen/process/process_pb.ts';
 import { restClient } from './helpers/api.ts';
 import { eventually, isAlive, useDaemon } from './helpers/daemon.ts';
@@ -287,13 +288,10 @@ describe('process.Process over Connect with binary protobuf', () => {
 test('a Start whose deadline passes ends the stream with deadline_exceeded, not as a success', async () => {
   // A raw Connect request, so that the server, not the client, has to enforce the deadline.
   const message = Buffer.from(JSON.stringify({ process: { cmd: 'sleep', args: ['30'] }, stdin: false }));
-  const envelope = Buffer.alloc(5 + message.length);
-  envelope.writeUInt32BE(message.length, 1);
-  message.copy(envelope, 5);
   const response = await fetch(`${daemon.url}/process.Process/Start`, {
     method: 'POST',
     headers: { 'content-type': 'application/connect+json', 'connect-timeout-ms': '500' },
-    body: envelope,
+    body: encodeEnvelope(0, message),
   });
   const body = Buffer.from(await response.arrayBuffer());
   const frames: { flags: number; json: Record<string, unknown> }[] = [];

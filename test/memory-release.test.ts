@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, mock, test } from 'node:test';
+import { encodeEnvelope } from '@connectrpc/connect/protocol';
 import {
   daemonProbes,
   QUIET_CHECKS,
@@ -201,16 +202,11 @@ async function residentMiB(pid: number): Promise<number> {
 
 /** Connect Start (JSON) of `head -c BYTES /dev/zero`, read to its end; the bytes received. */
 async function outputBurst(daemon: TestDaemon, bytes: number): Promise<number> {
-  const message = Buffer.from(
-    JSON.stringify({ process: { cmd: 'head', args: ['-c', String(bytes), '/dev/zero'] }, stdin: false }),
-  );
-  const envelope = Buffer.alloc(5 + message.length);
-  envelope.writeUInt32BE(message.length, 1);
-  message.copy(envelope, 5);
+  const message = { process: { cmd: 'head', args: ['-c', String(bytes), '/dev/zero'] }, stdin: false };
   const response = await fetch(`${daemon.url}/process.Process/Start`, {
     method: 'POST',
     headers: { ...daemon.headers, 'content-type': 'application/connect+json' },
-    body: envelope,
+    body: encodeEnvelope(0, Buffer.from(JSON.stringify(message))),
   });
   assert.equal(response.status, 200);
   let received = 0;
